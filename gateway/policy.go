@@ -22,6 +22,9 @@ type RequestInfo struct {
 	Method    string
 	Path      string
 	Stream    bool
+	// Self is true when an admin-class request concerns the caller's own key
+	// (a key reading its own /key/info).
+	Self bool
 }
 
 // Input is everything the policy sees for one decision (DESIGN §6). Adapters
