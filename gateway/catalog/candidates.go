@@ -1,0 +1,90 @@
+package catalog
+
+import (
+	"sort"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// Candidates returns the ids a caller with these alias tables may be shown in
+// GET /v1/models, each resolved for that caller (DESIGN §5 "Listing"): every
+// exact model group, every global alias, and every alias of the caller's team
+// and key. An id is included when it resolves and its resolution is not a
+// hidden global alias; wildcard patterns are never candidates. Items are
+// sorted by id, and ids are unique.
+//
+// A caller without alias tables of its own gets one list shared by all such
+// callers, built in New, so adapters may cache forms derived from it by
+// pointer. A caller with aliases gets a new list: its aliases can change how
+// global aliases and even model group names resolve. The list is read-only.
+func (c *Catalog) Candidates(keyAliases, teamAliases map[string]string) *gateway.CandidateList {
+	if len(keyAliases) == 0 && len(teamAliases) == 0 {
+		return c.shared
+	}
+	redo := make(map[string]struct{}, len(keyAliases)+len(teamAliases))
+	mark := func(aliases map[string]string) {
+		for name := range aliases {
+			redo[name] = struct{}{}
+			for _, id := range c.dependents[name] {
+				redo[id] = struct{}{}
+			}
+		}
+	}
+	mark(keyAliases)
+	mark(teamAliases)
+
+	fresh := make([]gateway.Candidate, 0, len(redo))
+	for id := range redo {
+		res, _, _ := c.walk(id, keyAliases, teamAliases)
+		if cand, ok := candidate(id, &res); ok {
+			fresh = append(fresh, cand)
+		}
+	}
+	sort.Slice(fresh, func(i, j int) bool { return fresh[i].ID < fresh[j].ID })
+
+	// Positions in the shared list whose id is redone, ascending.
+	skip := make([]int, 0, len(redo))
+	for id := range redo {
+		if i, ok := c.sharedIndex[id]; ok {
+			skip = append(skip, i)
+		}
+	}
+	sort.Ints(skip)
+
+	shared := c.shared.Items
+	items := make([]gateway.Candidate, 0, len(shared)-len(skip)+len(fresh))
+	i, j := 0, 0
+	for i < len(shared) || j < len(fresh) {
+		if len(skip) > 0 && skip[0] == i {
+			skip = skip[1:]
+			i++
+			continue
+		}
+		if j >= len(fresh) || (i < len(shared) && shared[i].ID < fresh[j].ID) {
+			items = append(items, shared[i])
+			i++
+			continue
+		}
+		items = append(items, fresh[j])
+		j++
+	}
+	return &gateway.CandidateList{Items: items}
+}
+
+// candidate turns the resolution of id into a listing candidate, or reports
+// false when id is not listed (not found, or a hidden global alias).
+func candidate(id string, res *gateway.Resolution) (gateway.Candidate, bool) {
+	if !res.Found || res.Hidden {
+		return gateway.Candidate{}, false
+	}
+	owner := OwnerGateway
+	if res.Chain[0].Kind != gateway.LinkAlias && len(res.Deployments) > 0 && res.Deployments[0].Provider != "" {
+		owner = res.Deployments[0].Provider
+	}
+	return gateway.Candidate{
+		ID:           id,
+		Names:        res.Names,
+		AccessGroups: res.AccessGroups,
+		OwnedBy:      owner,
+	}, true
+}

@@ -1,0 +1,219 @@
+package catalog
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// status is how an alias walk ended.
+type status int
+
+const (
+	statusFound status = iota
+	statusNotFound
+	statusCycle
+	statusTooDeep
+)
+
+// Resolve follows the alias chain of name for a caller with the given key and
+// team alias tables (either may be nil) and returns the model group it
+// reaches (DESIGN §5, §10.1–§10.5).
+//
+// Each hop looks the current name up in the key's aliases, then the team's,
+// then the global aliases; a name with no alias is looked up as an exact
+// model group, then as a name a wildcard deployment serves. Lookup is exact
+// and case-sensitive. A '*' in a requested name is a literal character: such
+// a name is never served by a wildcard deployment. A name that repeats in the
+// chain (a cycle) or more than MaxAliasHops alias hops end the walk with
+// Found false.
+//
+// The slices of the returned Resolution may be shared with other callers and
+// must not be modified.
+func (c *Catalog) Resolve(name string, keyAliases, teamAliases map[string]string) gateway.Resolution {
+	if r, ok := c.static[name]; ok {
+		if (len(keyAliases) == 0 && len(teamAliases) == 0) || !overridden(c.hops[name], keyAliases, teamAliases) {
+			return *r
+		}
+	}
+	res, _, _ := c.walk(name, keyAliases, teamAliases)
+	return res
+}
+
+// overridden reports whether one of names has a key or team alias.
+func overridden(names []string, keyAliases, teamAliases map[string]string) bool {
+	for _, n := range names {
+		if _, ok := keyAliases[n]; ok {
+			return true
+		}
+		if _, ok := teamAliases[n]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// lookupAlias finds the alias for name with key, team, global precedence.
+func (c *Catalog) lookupAlias(name string, keyAliases, teamAliases map[string]string) (target, source string, hidden, ok bool) {
+	if target, ok := keyAliases[name]; ok {
+		return target, gateway.SourceKey, false, true
+	}
+	if target, ok := teamAliases[name]; ok {
+		return target, gateway.SourceTeam, false, true
+	}
+	if a, ok := c.global[name]; ok {
+		return a.Target, gateway.SourceGlobal, a.Hidden, true
+	}
+	return "", "", false, false
+}
+
+// walk resolves name. For statusCycle and statusTooDeep, next is the alias
+// target that repeated or went one hop too far.
+func (c *Catalog) walk(name string, keyAliases, teamAliases map[string]string) (res gateway.Resolution, st status, next string) {
+	res.Requested = name
+	cur := name
+	for {
+		target, source, hidden, ok := c.lookupAlias(cur, keyAliases, teamAliases)
+		if !ok {
+			break
+		}
+		if len(res.Chain) == 0 {
+			res.Hidden = hidden
+		}
+		res.Chain = append(res.Chain, gateway.ChainLink{Name: cur, Kind: gateway.LinkAlias, Source: source})
+		res.Names = append(res.Names, cur)
+		if slices.Contains(res.Names, target) {
+			return res, statusCycle, target
+		}
+		if len(res.Chain) > MaxAliasHops {
+			res.Names = append(res.Names, target)
+			return res, statusTooDeep, target
+		}
+		cur = target
+	}
+	if g := c.groups[cur]; g != nil {
+		res.Found = true
+		res.Resolved = cur
+		res.AccessGroups = g.accessGroups
+		res.Deployments = g.deployments
+		if len(res.Chain) == 0 {
+			res.Chain = g.tail
+			res.Names = g.names
+			return res, statusFound, ""
+		}
+		res.Chain = append(res.Chain, g.tail...)
+		for _, n := range g.names {
+			res.Names = appendDistinct(res.Names, n)
+		}
+		return res, statusFound, ""
+	}
+	if !strings.Contains(cur, "*") {
+		var buf [4]string
+		for _, w := range c.wildcards {
+			if caps, ok := w.match(cur, buf[:0]); ok {
+				c.serveWildcard(&res, w, cur, caps)
+				return res, statusFound, ""
+			}
+		}
+	}
+	res.Names = appendDistinct(res.Names, cur)
+	return res, statusNotFound, ""
+}
+
+// serveWildcard completes res for name, served by the deployments of w with
+// captures caps.
+func (c *Catalog) serveWildcard(res *gateway.Resolution, w *wildcard, name string, caps []string) {
+	res.Found = true
+	res.Resolved = name
+	res.Wildcard = w.pattern
+	res.AccessGroups = w.accessGroups
+	res.Chain = append(res.Chain, gateway.ChainLink{Name: name, Kind: gateway.LinkModelGroup})
+	res.Names = appendDistinct(res.Names, name)
+	firstProvider := len(res.Chain)
+	deps := make([]gateway.Deployment, len(w.deployments))
+	copy(deps, w.deployments)
+	for i := range deps {
+		q := deps[i].ProviderModel
+		if w.substitute[i] {
+			q = substitute(q, caps)
+			deps[i].UpstreamModel = UpstreamModel(deps[i].Provider, q)
+		}
+		if !slices.ContainsFunc(res.Chain[firstProvider:], func(l gateway.ChainLink) bool { return l.Name == q }) {
+			res.Chain = append(res.Chain, gateway.ChainLink{Name: q, Kind: gateway.LinkProviderModel})
+		}
+		res.Names = appendDistinct(res.Names, q)
+	}
+	res.Deployments = deps
+}
+
+// match reports whether name matches the pattern and appends to caps the
+// text each '*' matched. Every '*' matches at least one character; with
+// several, each but the last matches as little as possible. It runs in time
+// linear in len(name) for a fixed pattern.
+func (w *wildcard) match(name string, caps []string) ([]string, bool) {
+	lits := w.lits
+	if len(name) < w.literalLen+w.stars || !strings.HasPrefix(name, lits[0]) {
+		return nil, false
+	}
+	rest := name[len(lits[0]):]
+	last := len(lits) - 1
+	for i := 1; i < last; i++ {
+		if len(rest) == 0 {
+			return nil, false
+		}
+		j := strings.Index(rest[1:], lits[i])
+		if j < 0 {
+			return nil, false
+		}
+		j++
+		caps = append(caps, rest[:j])
+		rest = rest[j+len(lits[i]):]
+	}
+	suffix := lits[last]
+	if len(rest) < len(suffix)+1 || !strings.HasSuffix(rest, suffix) {
+		return nil, false
+	}
+	return append(caps, rest[:len(rest)-len(suffix)]), true
+}
+
+// servedByWildcard reports whether some wildcard deployment serves name.
+func (c *Catalog) servedByWildcard(name string) bool {
+	if strings.Contains(name, "*") {
+		return false
+	}
+	var buf [4]string
+	for _, w := range c.wildcards {
+		if _, ok := w.match(name, buf[:0]); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// substitute replaces the '*'s of q, in order, with caps.
+func substitute(q string, caps []string) string {
+	var b strings.Builder
+	n := 0
+	for _, cp := range caps {
+		n += len(cp)
+	}
+	b.Grow(len(q) + n)
+	i := 0
+	for j := 0; j < len(q); j++ {
+		if q[j] == '*' && i < len(caps) {
+			b.WriteString(caps[i])
+			i++
+			continue
+		}
+		b.WriteByte(q[j])
+	}
+	return b.String()
+}
+
+func appendDistinct(names []string, name string) []string {
+	if slices.Contains(names, name) {
+		return names
+	}
+	return append(names, name)
+}

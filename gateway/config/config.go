@@ -1,0 +1,170 @@
+// Package config loads the gateway's YAML configuration: the LiteLLM
+// config.yaml subset (model_list, router_settings.model_group_alias,
+// general_settings.master_key) and the gateway's own strict gateway_settings
+// section (DESIGN §4, §10.16).
+//
+// LiteLLM sections are lenient: fields the gateway does not use are reported
+// as warnings and ignored, so an existing LiteLLM config loads. The
+// gateway_settings section is strict: an unknown field is an error, because a
+// misspelt "models:" must never silently mean "unrestricted". Every problem
+// and warning carries the line it was found on.
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/catalog"
+)
+
+// DefaultMaxRequestBodyBytes is the request body limit when
+// gateway_settings.max_request_body_bytes is not set (64 MiB).
+const DefaultMaxRequestBodyBytes int64 = 64 << 20
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	// Deployments are the model_list entries in config order. ID is
+	// model_info.id when set and the entry's index ("0", "1", ...)
+	// otherwise.
+	Deployments []gateway.Deployment
+	// Aliases are router_settings.model_group_alias, in file order.
+	Aliases []catalog.Alias
+	// Catalog is built from Deployments and Aliases. Alias cycles, chains over
+	// catalog.MaxAliasHops and aliases whose target resolves to nothing are
+	// config errors, for global, team and key aliases alike.
+	Catalog *catalog.Catalog
+	// MasterKey is general_settings.master_key; empty when not set. The caller
+	// also consults GATEWAY_MASTER_KEY and LITELLM_MASTER_KEY and refuses to
+	// start without any.
+	MasterKey gateway.Secret
+	// Teams, Users and Keys are the principals of gateway_settings, in file
+	// order, to be seeded into the store.
+	Teams []gateway.Team
+	Users []gateway.User
+	Keys  []SeedKey
+	// PolicyBundles is gateway_settings.policy.bundle: directories, bundle
+	// tarballs or bundle-service URLs. Load resolves relative paths against
+	// the directory of the config file. Empty means the embedded default.
+	PolicyBundles []string
+	// MaxRequestBodyBytes is gateway_settings.max_request_body_bytes,
+	// DefaultMaxRequestBodyBytes when not set.
+	MaxRequestBodyBytes int64
+	// Warnings lists ignored fields and other things worth a look, sorted
+	// by line.
+	Warnings []Warning
+}
+
+// SeedKey is a virtual key from gateway_settings.keys.
+type SeedKey struct {
+	// Plaintext is the key as configured. It is needed only to seed stores
+	// that want it; Key.ID is its hash.
+	Plaintext gateway.Secret
+	// Key has ID = gateway.HashKey(Plaintext) and Display =
+	// gateway.Redact(Plaintext). ExpiresAt comes from expires, or from
+	// duration counted from the time the config was parsed.
+	Key gateway.Key
+}
+
+// Warning is something in the config the gateway ignores or that is likely a
+// mistake, but that does not stop it from loading.
+type Warning struct {
+	// Line is the 1-based line in the file, or 0 when not tied to a line.
+	Line    int
+	Message string
+}
+
+// String formats the warning as "line 12: message".
+func (w Warning) String() string {
+	if w.Line == 0 {
+		return w.Message
+	}
+	return fmt.Sprintf("line %d: %s", w.Line, w.Message)
+}
+
+// Problem is one error in the config.
+type Problem struct {
+	// Line is the 1-based line in the file, or 0 when not tied to a line.
+	Line    int
+	Message string
+}
+
+// Error lists every problem found in a config. Parse and Load collect
+// several problems rather than stopping at the first.
+type Error struct {
+	// File is the path given to Load, or "config.yaml" for Parse.
+	File     string
+	Problems []Problem
+	// Warnings are the warnings found before and besides the problems.
+	Warnings []Warning
+}
+
+// Error prints the problems one per line as "config.yaml:12: message".
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if p.Line > 0 {
+			fmt.Fprintf(&b, "%s:%d: %s", e.File, p.Line, p.Message)
+		} else {
+			fmt.Fprintf(&b, "%s: %s", e.File, p.Message)
+		}
+	}
+	return b.String()
+}
+
+// Load reads and parses the config file at path, resolving os.environ/NAME
+// references with os.LookupEnv. Relative policy bundle paths are resolved
+// against the directory of path. The error, when not nil, is an *Error
+// naming path, or a read error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := parse(data, os.LookupEnv, time.Now())
+	if err != nil {
+		if e, ok := err.(*Error); ok {
+			e.File = path
+		}
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for i, b := range cfg.PolicyBundles {
+		if !strings.Contains(b, "://") && !filepath.IsAbs(b) {
+			cfg.PolicyBundles[i] = filepath.Join(dir, b)
+		}
+	}
+	return cfg, nil
+}
+
+// Parse parses a config document. env looks up os.environ/NAME references;
+// nil means os.LookupEnv. The error, when not nil, is an *Error.
+func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	return parse(data, env, time.Now())
+}
+
+func parse(data []byte, env func(string) (string, bool), now time.Time) (*Config, error) {
+	p := &parser{
+		env: env,
+		now: now,
+		cfg: &Config{MaxRequestBodyBytes: DefaultMaxRequestBodyBytes},
+	}
+	p.run(data)
+	slices.SortStableFunc(p.cfg.Warnings, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
+	if len(p.problems) > 0 {
+		slices.SortStableFunc(p.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, &Error{File: "config.yaml", Problems: p.problems, Warnings: p.cfg.Warnings}
+	}
+	return p.cfg, nil
+}
