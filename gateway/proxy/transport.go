@@ -1,0 +1,366 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/mock"
+	"github.com/regate/gateway/gateway/openai"
+)
+
+// Providers with their own wire conventions.
+const (
+	providerAzure = "azure"
+	providerMock  = "mock"
+)
+
+// mockBase is the base URL of in-process mock deployments without api_base.
+const mockBase = "http://mock.internal/v1"
+
+// Error codes of the envelopes the proxy builds.
+const (
+	codeUpstream        = "upstream_error"
+	codeUpstreamTimeout = "upstream_timeout"
+	codeRateLimit       = "rate_limit_exceeded"
+)
+
+// Read limits for upstream error bodies.
+const (
+	maxFailureBody = 64 << 10
+	maxClientBody  = 1 << 20
+	maxMessage     = 512
+)
+
+// errAttemptTimeout is the cancel cause of an attempt that ran out of time.
+var errAttemptTimeout = errors.New("attempt timed out before response headers")
+
+// failover is the ReverseProxy's transport: it tries the call's deployments
+// in order and returns the first response that is not a retryable failure.
+type failover struct{ p *Proxy }
+
+func (f failover) RoundTrip(out *http.Request) (*http.Response, error) {
+	c := callFrom(out.Context())
+	if c == nil {
+		return nil, errors.New("proxy: request did not come through Serve")
+	}
+	var last *failure
+	for i := range c.order {
+		d := &c.order[i]
+		c.attempts = i + 1
+		res, fail, err := f.p.attempt(out, c, d)
+		if err != nil {
+			return nil, err
+		}
+		if fail == nil {
+			c.served = d
+			return res, nil
+		}
+		fail.deployment = d.ID
+		f.p.log.Warn("upstream attempt failed",
+			"operation", c.req.Operation, "model_group", d.ModelName, "deployment", d.ID,
+			"provider", d.Provider, "attempt", i+1, "of", len(c.order),
+			"status", fail.status, "error", fail.err)
+		last = fail
+	}
+	return nil, last.upstreamError(len(c.order))
+}
+
+// failure is one failed attempt.
+type failure struct {
+	err        error // ErrUpstreamUnavailable, ErrUpstreamTimeout or ErrUpstreamStatus, wrapped
+	status     int   // upstream status; 0 for transport failures
+	body       []byte
+	header     http.Header
+	deployment string
+}
+
+// attempt sends the call to one deployment. It returns a response to pass
+// on, or a failure to fail over from, or an error that ends the call (the
+// client went away, or the body cannot be rewritten).
+func (p *Proxy) attempt(out *http.Request, c *call, d *gateway.Deployment) (*http.Response, *failure, error) {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = p.attemptTimeout
+	}
+	ctx, cancel := context.WithCancelCause(out.Context())
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
+	}
+	areq, err := p.attemptRequest(ctx, out, c, d)
+	if err != nil {
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel(nil)
+		var bad *gateway.BadRequestError
+		if errors.As(err, &bad) {
+			return nil, nil, err
+		}
+		return nil, &failure{err: fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)}, nil
+	}
+	rt := p.network
+	if d.Provider == providerMock {
+		rt = p.mock
+	}
+	res, err := rt.RoundTrip(areq)
+	timedOut := timer != nil && !timer.Stop()
+	if err != nil {
+		cancel(nil)
+		if cerr := c.clientCtx.Err(); cerr != nil {
+			return nil, nil, fmt.Errorf("proxy: client went away: %w", cerr)
+		}
+		if timedOut || isTimeout(err) {
+			return nil, &failure{err: fmt.Errorf("%w: %w", ErrUpstreamTimeout, err)}, nil
+		}
+		return nil, &failure{err: fmt.Errorf("%w: %w", ErrUpstreamUnavailable, err)}, nil
+	}
+	if timedOut {
+		// Headers and the timer arrived together; the body is cancelled.
+		res.Body.Close()
+		cancel(nil)
+		return nil, &failure{err: fmt.Errorf("%w: %w", ErrUpstreamTimeout, errAttemptTimeout)}, nil
+	}
+	if s := res.StatusCode; s == http.StatusTooManyRequests || s >= 500 || (s >= 300 && s < 400) {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, maxFailureBody))
+		res.Body.Close()
+		cancel(nil)
+		return nil, &failure{
+			err:    fmt.Errorf("%w: %d", ErrUpstreamStatus, s),
+			status: s, body: body, header: passHeaders(res.Header),
+		}, nil
+	}
+	res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
+	return res, nil, nil
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// cancelOnClose ends an attempt's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+// attemptRequest builds the request to deployment d: its URL, its
+// credential instead of the client's, and the body with d's upstream model.
+func (p *Proxy) attemptRequest(ctx context.Context, out *http.Request, c *call, d *gateway.Deployment) (*http.Request, error) {
+	u, err := upstreamURL(d, c.req.Path, out.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.body(d.UpstreamModel)
+	if err != nil {
+		return nil, err
+	}
+	areq := out.Clone(ctx)
+	areq.URL, areq.Host = u, ""
+	areq.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		areq.Body, areq.GetBody = http.NoBody, nil
+	} else {
+		areq.Body = io.NopCloser(bytes.NewReader(body))
+		areq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	h := areq.Header
+	h.Del("Transfer-Encoding")
+	if key := d.APIKey.Reveal(); key != "" {
+		if d.Provider == providerAzure {
+			h.Set("Api-Key", key)
+		} else {
+			h.Set("Authorization", "Bearer "+key)
+		}
+	}
+	if d.Provider == providerMock && d.MockLatency > 0 && h.Get(mock.HeaderLatency) == "" {
+		h.Set(mock.HeaderLatency, d.MockLatency.String())
+	}
+	return areq, nil
+}
+
+// upstreamURL is the deployment's base URL joined with path, carrying the
+// client's query. Azure OpenAI addresses the deployment in the path and
+// requires api-version.
+func upstreamURL(d *gateway.Deployment, path, rawQuery string) (*url.URL, error) {
+	base := strings.TrimRight(d.APIBase, "/")
+	if base == "" {
+		if d.Provider != providerMock {
+			return nil, fmt.Errorf("deployment %s has no api_base", d.ID)
+		}
+		base = mockBase
+	}
+	full := base + path
+	if d.Provider == providerAzure {
+		full = base + "/openai/deployments/" + url.PathEscape(d.UpstreamModel) + path
+	}
+	u, err := url.Parse(full)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("deployment %s: invalid api_base", d.ID)
+	}
+	u.RawQuery = rawQuery
+	if d.Provider == providerAzure && d.APIVersion != "" {
+		q := u.Query()
+		q.Set("api-version", d.APIVersion)
+		u.RawQuery = q.Encode()
+	}
+	return u, nil
+}
+
+// body returns the request body with model as its "model", computed once per
+// upstream model.
+func (c *call) body(model string) ([]byte, error) {
+	r := c.req
+	if b, ok := c.bodies[model]; ok {
+		return b, nil
+	}
+	var (
+		b   []byte
+		err error
+	)
+	switch {
+	case r.Multipart:
+		b, err = openai.ReplaceMultipartModel(r.Body, r.ContentType, model)
+		if err != nil {
+			return nil, err
+		}
+	case r.Fields.HasModel && r.Fields.Model != model:
+		b = openai.ReplaceModel(r.Body, r.Fields, model)
+	default:
+		b = r.Body
+	}
+	if c.bodies == nil {
+		c.bodies = make(map[string][]byte, 1)
+	}
+	c.bodies[model] = b
+	return b, nil
+}
+
+// passHeaders returns the upstream error headers worth passing on.
+func passHeaders(h http.Header) http.Header {
+	var out http.Header
+	for _, k := range []string{"Retry-After", "Retry-After-Ms"} {
+		if v := h.Values(k); len(v) > 0 {
+			if out == nil {
+				out = make(http.Header, 2)
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// upstreamError turns the last failure into the client's answer.
+func (f *failure) upstreamError(attempts int) *UpstreamError {
+	e := &UpstreamError{Retryable: true, Header: f.header, Deployment: f.deployment, Attempts: attempts, Err: f.err}
+	switch {
+	case errors.Is(f.err, ErrUpstreamTimeout):
+		e.Status = http.StatusGatewayTimeout
+		e.Body = openai.MarshalEnvelope(openai.ErrorBody{
+			Message: "The upstream provider did not answer in time.", Type: openai.TypeServer, Code: openai.String(codeUpstreamTimeout),
+		})
+	case f.status >= 300 && f.status < 400:
+		e.Status, e.Retryable = http.StatusBadGateway, false
+		e.Body = openai.MarshalEnvelope(openai.ErrorBody{
+			Message: "The upstream provider answered with an unexpected redirect.", Type: openai.TypeServer, Code: openai.String(codeUpstream),
+		})
+	case f.status != 0:
+		e.Status = f.status
+		typ, code, msg := openai.TypeServer, codeUpstream, fmt.Sprintf("The upstream provider returned HTTP %d.", f.status)
+		if f.status == http.StatusTooManyRequests {
+			typ, code, msg = openai.TypeRateLimit, codeRateLimit, "The upstream provider is rate limiting requests."
+		}
+		e.Body = envelopeFrom(f.body, openai.ErrorBody{Message: msg, Type: typ, Code: openai.String(code)}, false)
+	default:
+		e.Status = http.StatusBadGateway
+		e.Body = openai.MarshalEnvelope(openai.ErrorBody{
+			Message: "The upstream provider could not be reached.", Type: openai.TypeServer, Code: openai.String(codeUpstream),
+		})
+	}
+	return e
+}
+
+// clientError turns an upstream 4xx (other than 429) into the client's
+// answer: same status, the upstream's envelope when it has one.
+func clientError(res *http.Response, deployment string, attempts int) *UpstreamError {
+	body, _ := io.ReadAll(io.LimitReader(res.Body, maxClientBody))
+	s := res.StatusCode
+	fallback := openai.ErrorBody{
+		Message: fmt.Sprintf("The upstream provider returned HTTP %d.", s),
+		Type:    openai.TypeInvalidRequest,
+	}
+	return &UpstreamError{
+		Status:     s,
+		Body:       envelopeFrom(body, fallback, true),
+		Retryable:  s == http.StatusRequestTimeout || s == http.StatusConflict,
+		Header:     passHeaders(res.Header),
+		Deployment: deployment,
+		Attempts:   attempts,
+		Err:        fmt.Errorf("%w: %d", ErrUpstreamStatus, s),
+	}
+}
+
+// envelopeFrom returns an upstream error body as an OpenAI envelope: as is
+// when it already is one, normalised when it is one in a looser shape, and
+// otherwise fallback, whose message is replaced by the upstream text when
+// useText is set and the text is not empty.
+func envelopeFrom(body []byte, fallback openai.ErrorBody, useText bool) []byte {
+	if eb, strict, ok := openai.ParseEnvelope(body); ok {
+		if strict {
+			return body
+		}
+		if eb.Type == "" {
+			eb.Type = fallback.Type
+		}
+		return openai.MarshalEnvelope(eb)
+	}
+	if useText {
+		if text := truncate(strings.TrimSpace(string(body)), maxMessage); text != "" {
+			fallback.Message = text
+		}
+	}
+	return openai.MarshalEnvelope(fallback)
+}
+
+// truncate shortens s to at most n bytes of valid UTF-8.
+func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// logAttrs are the attributes that identify a call in logs.
+func (c *call) logAttrs() []any {
+	attrs := []any{"operation", c.req.Operation, "stream", c.req.Stream}
+	if d := c.served; d != nil {
+		attrs = append(attrs, "model_group", d.ModelName, "deployment", d.ID, "provider", d.Provider)
+	}
+	return attrs
+}
