@@ -1,0 +1,143 @@
+# METADATA
+# title: Gateway default authorization policy
+# description: |
+#   The decision for every request the gateway serves (DESIGN §6). Route
+#   rules, then the model rule (models.rego), then the custom deny rules of
+#   package gateway.custom, which can only narrow. Anything not explicitly
+#   allowed is denied.
+# scope: package
+package gateway.authz
+
+# METADATA
+# title: Decision
+# description: |
+#   {"allow", "status", "code", "message", "reasons"}. reasons go to logs and
+#   the explain endpoint, never to clients. The default is a deny.
+# entrypoint: true
+default decision := {
+	"allow": false,
+	"status": 403,
+	"code": "permission_denied",
+	"message": "You are not allowed to perform this request.",
+	"reasons": ["default: no rule allowed the request"],
+}
+
+decision := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["health: open to everyone"]} if {
+	input.request.route == "health"
+} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": _route_reasons} if {
+	_allowed_request
+} else := _deny(401, "invalid_api_key", "Authentication required.", ["key: missing"]) if {
+	not is_object(input.key)
+} else := _deny(401, "invalid_api_key", "The API key is blocked or expired.", ["key: blocked or expired"]) if {
+	not _key_usable
+} else := _deny(403, "permission_denied", "The team of this key is blocked.", ["team: blocked"]) if {
+	input.team.blocked == true
+} else := _deny(403, "permission_denied", "This route needs an admin key.", ["admin: role admin or proxy_admin required"]) if {
+	input.request.route == "admin"
+	not _admin_reason
+} else := _deny(404, "model_not_found", _model_not_found_message, _model_reasons) if {
+	input.request.route in {"inference", "models.get"}
+	not _model_allowed
+} else := _deny(403, "policy_denied", concat("; ", sort(_custom_deny)), _custom_reasons) if {
+	count(_custom_deny) > 0
+}
+
+# _allowed_request holds when every rule lets the request through. The allow
+# branch comes first so that an allowed request is checked once, and the
+# deny branches after it only pick the answer; one that fails to evaluate
+# falls through to the next deny or to the default deny, never to an allow.
+# The conditions are written positively (no negation) to keep them cheap.
+_allowed_request if {
+	is_object(input.key)
+	_key_usable
+	_team_usable
+	_route_permitted
+	count(_custom_deny) == 0
+}
+
+_team_usable if input.team == null
+
+_team_usable if input.team.blocked == false
+
+_route_permitted if input.request.route == "models.list"
+
+_route_permitted if {
+	input.request.route == "admin"
+	_admin_reason
+}
+
+_route_permitted if {
+	input.request.route in {"inference", "models.get"}
+	_model_allowed
+}
+
+_deny(status, code, message, reasons) := {
+	"allow": false,
+	"status": status,
+	"code": code,
+	"message": message,
+	"reasons": reasons,
+}
+
+# The gateway answers 401 for blocked and expired keys before asking the
+# policy; this is the same rule once more, in case a caller did not.
+_key_usable if {
+	input.key.blocked == false
+	input.key.expires_at == null
+}
+
+_key_usable if {
+	input.key.blocked == false
+	time.parse_rfc3339_ns(input.now) < time.parse_rfc3339_ns(input.key.expires_at)
+}
+
+# _admin_reason is why an admin route is allowed; undefined when it is not.
+_admin_reason := "admin: key role admin" if {
+	input.key.role == "admin"
+} else := "admin: user role proxy_admin" if {
+	input.user.role == "proxy_admin"
+} else := "admin: key reading its own key info" if {
+	input.request.operation == "key.info"
+	input.request.self == true
+}
+
+_model_allowed if {
+	input.model.found == true
+	count(_permitted([input.model])) == 1
+}
+
+_requested := r if {
+	r := input.model.requested
+	is_string(r)
+} else := ""
+
+_model_not_found_message := concat("", ["The model `", _requested, "` does not exist or you do not have access to it."])
+
+_model_reasons := ["model: not found"] if {
+	input.model.found != true
+} else := ["model: empty chain"] if {
+	count(input.model.names) == 0
+} else := [_denied_layer_reason(l, input.model) | some l in ["key", "team", "user"]]
+
+_route_reasons := ["model: every layer that restricts permits it"] if {
+	input.request.route in {"inference", "models.get"}
+} else := [_admin_reason] if {
+	input.request.route == "admin"
+} else := ["models.list: open to every valid key; the list is filtered by visible_models"] if {
+	input.request.route == "models.list"
+}
+
+# _custom_deny collects the messages of data.gateway.custom.deny, a set of
+# strings (others are formatted). Without a custom bundle the reference is
+# undefined and the set is empty. A deny that is not a collection makes a
+# custom bundle fail to compile.
+_custom_deny contains msg if {
+	some m in data.gateway.custom.deny
+	msg := _message(m)
+}
+
+_message(m) := m if {
+	is_string(m)
+} else := sprintf("%v", [m])
+
+_custom_reasons := [concat("", ["custom: ", m]) | some m in sort(_custom_deny)]

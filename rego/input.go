@@ -1,0 +1,354 @@
+package rego
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// Keys of the input document, built once.
+var (
+	kRequest      = ast.StringTerm("request")
+	kKey          = ast.StringTerm("key")
+	kTeam         = ast.StringTerm("team")
+	kUser         = ast.StringTerm("user")
+	kModel        = ast.StringTerm("model")
+	kCandidates   = ast.StringTerm("candidates")
+	kNow          = ast.StringTerm("now")
+	kID           = ast.StringTerm("id")
+	kRoute        = ast.StringTerm("route")
+	kOperation    = ast.StringTerm("operation")
+	kMethod       = ast.StringTerm("method")
+	kPath         = ast.StringTerm("path")
+	kStream       = ast.StringTerm("stream")
+	kSelf         = ast.StringTerm("self")
+	kAlias        = ast.StringTerm("alias")
+	kRole         = ast.StringTerm("role")
+	kModels       = ast.StringTerm("models")
+	kAliases      = ast.StringTerm("aliases")
+	kTeamID       = ast.StringTerm("team_id")
+	kUserID       = ast.StringTerm("user_id")
+	kMetadata     = ast.StringTerm("metadata")
+	kBlocked      = ast.StringTerm("blocked")
+	kExpiresAt    = ast.StringTerm("expires_at")
+	kModelAliases = ast.StringTerm("model_aliases")
+	kEmail        = ast.StringTerm("email")
+	kRequested    = ast.StringTerm("requested")
+	kFound        = ast.StringTerm("found")
+	kChain        = ast.StringTerm("chain")
+	kName         = ast.StringTerm("name")
+	kKind         = ast.StringTerm("kind")
+	kSource       = ast.StringTerm("source")
+	kNames        = ast.StringTerm("names")
+	kResolved     = ast.StringTerm("resolved")
+	kWildcard     = ast.StringTerm("wildcard")
+	kAccessGroups = ast.StringTerm("access_groups")
+)
+
+// inputValue builds the input document (DESIGN §6) for in. Absent principal
+// parts and model are null; lists are never null.
+func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
+	var key, team, user *ast.Term = ast.InternedNullTerm, ast.InternedNullTerm, ast.InternedNullTerm
+	if p := in.Principal; p != nil {
+		var err error
+		if p.Key != nil {
+			if key, err = keyTerm(p.Key); err != nil {
+				return nil, err
+			}
+		}
+		if p.Team != nil {
+			if team, err = teamTerm(p.Team); err != nil {
+				return nil, err
+			}
+		}
+		if p.User != nil {
+			if user, err = userTerm(p.User); err != nil {
+				return nil, err
+			}
+		}
+	}
+	model := ast.InternedNullTerm
+	if in.Model != nil {
+		model = modelTerm(in.Model)
+	}
+	cands := ast.InternedEmptyArray
+	if in.Candidates != nil {
+		cands = e.cands.get(in.Candidates).term
+	}
+	now := in.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return ast.NewObject(
+		[2]*ast.Term{kRequest, requestTerm(&in.Request)},
+		[2]*ast.Term{kKey, key},
+		[2]*ast.Term{kTeam, team},
+		[2]*ast.Term{kUser, user},
+		[2]*ast.Term{kModel, model},
+		[2]*ast.Term{kCandidates, cands},
+		[2]*ast.Term{kNow, timeTerm(now)},
+	), nil
+}
+
+func requestTerm(r *gateway.RequestInfo) *ast.Term {
+	return ast.ObjectTerm(
+		[2]*ast.Term{kID, str(r.ID)},
+		[2]*ast.Term{kRoute, str(r.Route)},
+		[2]*ast.Term{kOperation, str(r.Operation)},
+		[2]*ast.Term{kMethod, str(r.Method)},
+		[2]*ast.Term{kPath, str(r.Path)},
+		[2]*ast.Term{kStream, ast.InternedTerm(r.Stream)},
+		[2]*ast.Term{kSelf, ast.InternedTerm(r.Self)},
+	)
+}
+
+func keyTerm(k *gateway.Key) (*ast.Term, error) {
+	md, err := metadataTerm(k.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("key metadata: %w", err)
+	}
+	expires := ast.InternedNullTerm
+	if !k.ExpiresAt.IsZero() {
+		expires = timeTerm(k.ExpiresAt)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kID, str(k.ID)},
+		[2]*ast.Term{kAlias, str(k.Alias)},
+		[2]*ast.Term{kRole, str(k.Role)},
+		[2]*ast.Term{kModels, strList(k.Models)},
+		[2]*ast.Term{kAliases, stringMap(k.Aliases)},
+		[2]*ast.Term{kTeamID, strOrNull(k.TeamID)},
+		[2]*ast.Term{kUserID, strOrNull(k.UserID)},
+		[2]*ast.Term{kMetadata, md},
+		[2]*ast.Term{kBlocked, ast.InternedTerm(k.Blocked)},
+		[2]*ast.Term{kExpiresAt, expires},
+	), nil
+}
+
+func teamTerm(t *gateway.Team) (*ast.Term, error) {
+	md, err := metadataTerm(t.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("team metadata: %w", err)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kID, str(t.ID)},
+		[2]*ast.Term{kAlias, str(t.Alias)},
+		[2]*ast.Term{kModels, strList(t.Models)},
+		[2]*ast.Term{kModelAliases, stringMap(t.ModelAliases)},
+		[2]*ast.Term{kBlocked, ast.InternedTerm(t.Blocked)},
+		[2]*ast.Term{kMetadata, md},
+	), nil
+}
+
+func userTerm(u *gateway.User) (*ast.Term, error) {
+	md, err := metadataTerm(u.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("user metadata: %w", err)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kID, str(u.ID)},
+		[2]*ast.Term{kEmail, str(u.Email)},
+		[2]*ast.Term{kRole, str(u.Role)},
+		[2]*ast.Term{kModels, strList(u.Models)},
+		[2]*ast.Term{kMetadata, md},
+	), nil
+}
+
+func modelTerm(m *gateway.Resolution) *ast.Term {
+	chain := make([]*ast.Term, len(m.Chain))
+	for i, l := range m.Chain {
+		if l.Source == "" {
+			chain[i] = ast.ObjectTerm(
+				[2]*ast.Term{kName, str(l.Name)},
+				[2]*ast.Term{kKind, str(l.Kind)},
+			)
+		} else {
+			chain[i] = ast.ObjectTerm(
+				[2]*ast.Term{kName, str(l.Name)},
+				[2]*ast.Term{kKind, str(l.Kind)},
+				[2]*ast.Term{kSource, str(l.Source)},
+			)
+		}
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kRequested, str(m.Requested)},
+		[2]*ast.Term{kFound, ast.InternedTerm(m.Found)},
+		[2]*ast.Term{kChain, ast.ArrayTerm(chain...)},
+		[2]*ast.Term{kNames, strList(m.Names)},
+		[2]*ast.Term{kResolved, str(m.Resolved)},
+		[2]*ast.Term{kWildcard, strOrNull(m.Wildcard)},
+		[2]*ast.Term{kAccessGroups, strList(m.AccessGroups)},
+	)
+}
+
+// candidatesTerm converts a candidate list; the result is cached per list.
+func candidatesTerm(l *gateway.CandidateList) *convertedList {
+	items := make([]*ast.Term, len(l.Items))
+	ids := make(map[string]struct{}, len(l.Items))
+	for i := range l.Items {
+		c := &l.Items[i]
+		items[i] = ast.ObjectTerm(
+			[2]*ast.Term{kID, str(c.ID)},
+			[2]*ast.Term{kNames, strList(c.Names)},
+			[2]*ast.Term{kAccessGroups, strList(c.AccessGroups)},
+		)
+		ids[c.ID] = struct{}{}
+	}
+	return &convertedList{list: l, term: ast.ArrayTerm(items...), ids: ids}
+}
+
+func str(s string) *ast.Term { return ast.InternedTerm(s) }
+
+func strOrNull(s string) *ast.Term {
+	if s == "" {
+		return ast.InternedNullTerm
+	}
+	return ast.InternedTerm(s)
+}
+
+func timeTerm(t time.Time) *ast.Term {
+	return ast.StringTerm(t.UTC().Format(time.RFC3339Nano))
+}
+
+// strList converts a list; nil becomes an empty array, never null.
+func strList(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return ast.InternedEmptyArray
+	}
+	ts := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		ts[i] = ast.InternedTerm(s)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+func stringMap(m map[string]string) *ast.Term {
+	if len(m) == 0 {
+		return ast.InternedEmptyObject
+	}
+	kvs := make([][2]*ast.Term, 0, len(m))
+	for k, v := range m {
+		kvs = append(kvs, [2]*ast.Term{ast.InternedTerm(k), ast.InternedTerm(v)})
+	}
+	return ast.ObjectTerm(kvs...)
+}
+
+func metadataTerm(m map[string]any) (*ast.Term, error) {
+	if len(m) == 0 {
+		return ast.InternedEmptyObject, nil
+	}
+	return anyTerm(m)
+}
+
+// anyTerm converts the JSON-shaped values metadata holds. Other types fall
+// back to OPA's generic (reflective) conversion.
+func anyTerm(v any) (*ast.Term, error) {
+	switch x := v.(type) {
+	case nil:
+		return ast.InternedNullTerm, nil
+	case string:
+		return ast.InternedTerm(x), nil
+	case bool:
+		return ast.InternedTerm(x), nil
+	case int:
+		return ast.InternedTerm(x), nil
+	case int64:
+		return ast.InternedTerm(x), nil
+	case int32:
+		return ast.InternedTerm(x), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("metadata number %v is not JSON", x)
+		}
+		return ast.FloatNumberTerm(x), nil
+	case json.Number:
+		return ast.NumberTerm(x), nil
+	case []any:
+		ts := make([]*ast.Term, len(x))
+		for i, e := range x {
+			t, err := anyTerm(e)
+			if err != nil {
+				return nil, err
+			}
+			ts[i] = t
+		}
+		return ast.ArrayTerm(ts...), nil
+	case []string:
+		return strList(x), nil
+	case map[string]any:
+		kvs := make([][2]*ast.Term, 0, len(x))
+		for k, e := range x {
+			t, err := anyTerm(e)
+			if err != nil {
+				return nil, err
+			}
+			kvs = append(kvs, [2]*ast.Term{ast.InternedTerm(k), t})
+		}
+		return ast.ObjectTerm(kvs...), nil
+	case map[string]string:
+		return stringMap(x), nil
+	default:
+		val, err := ast.InterfaceToValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("metadata value of type %T: %w", v, err)
+		}
+		return ast.NewTerm(val), nil
+	}
+}
+
+// convertedList is a candidate list as an OPA array, with its ids.
+type convertedList struct {
+	list *gateway.CandidateList
+	term *ast.Term
+	ids  map[string]struct{}
+}
+
+// candidateCacheSize bounds the cache. The catalog shares one list between
+// most callers; keys or teams with aliases of their own get their own lists.
+const candidateCacheSize = 16
+
+// candidateCache caches converted candidate lists by identity: lists are
+// immutable (gateway.CandidateList). The last list used is checked first
+// without locking.
+type candidateCache struct {
+	last  atomic.Pointer[convertedList]
+	mu    sync.Mutex
+	m     map[*gateway.CandidateList]*convertedList
+	order []*gateway.CandidateList // insertion order, for eviction
+}
+
+func (c *candidateCache) get(l *gateway.CandidateList) *convertedList {
+	if cl := c.last.Load(); cl != nil && cl.list == l {
+		return cl
+	}
+	c.mu.Lock()
+	cl, ok := c.m[l]
+	c.mu.Unlock()
+	if !ok {
+		// Converting outside the lock: two callers may convert the same
+		// list at once; both results are equal.
+		cl = candidatesTerm(l)
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = make(map[*gateway.CandidateList]*convertedList, candidateCacheSize)
+		}
+		if _, dup := c.m[l]; !dup {
+			if len(c.order) >= candidateCacheSize {
+				delete(c.m, c.order[0])
+				c.order = c.order[1:]
+			}
+			c.m[l] = cl
+			c.order = append(c.order, l)
+		}
+		c.mu.Unlock()
+	}
+	c.last.Store(cl)
+	return cl
+}

@@ -1,0 +1,241 @@
+package rego
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/regate/gateway/bundles"
+)
+
+// AuthzRoot is the bundle root the default bundle owns (DESIGN §10.11). A
+// bundle whose roots overlap it replaces the default bundle; any other bundle
+// loads beside it.
+const AuthzRoot = "gateway/authz"
+
+// DefaultBundleName names the embedded default bundle in BundleInfo.
+const DefaultBundleName = "default"
+
+// ErrMissingEntryPoint means a policy defines no rule for a required entry
+// point (DecisionQuery or VisibleModelsQuery).
+var ErrMissingEntryPoint = errors.New("policy is missing an entry point")
+
+// bannedBuiltins are left out of the capabilities: network access and
+// non-deterministic functions. A decision must depend on its input only, so
+// that it can be replayed from a decision log; policies read the time from
+// input.now.
+var bannedBuiltins = []string{
+	"http.send",
+	"net.lookup_ip_addr",
+	"opa.runtime",
+	"rand.intn",
+	"uuid.rfc4122",
+	"time.now_ns",
+	"providers.aws.sign_req", // signs for http.send, reads the clock
+}
+
+// Capabilities returns the built-ins and features policies may use: this
+// OPA version's, without the network and non-deterministic built-ins, and
+// with no host allowed for remote schema fetches. A bundle that calls a
+// banned built-in fails to compile.
+func Capabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	caps.Builtins = slices.DeleteFunc(caps.Builtins, func(b *ast.Builtin) bool {
+		return slices.Contains(bannedBuiltins, b.Name)
+	})
+	caps.AllowNet = []string{}
+	return caps
+}
+
+// BundleInfo describes one loaded bundle.
+type BundleInfo struct {
+	// Name is the manifest's metadata.name, or "bundleN" for the Nth bundle
+	// given (from 1), or DefaultBundleName for the default added implicitly.
+	Name string `json:"name"`
+	// Revision is the manifest's revision, or "sha256:" and the first 16 hex
+	// digits of a digest of the bundle's policies and data.
+	Revision string `json:"revision"`
+	// Roots are the manifest roots ("" means every path).
+	Roots []string `json:"roots"`
+}
+
+// loadedBundle is one bundle read from its file system.
+type loadedBundle struct {
+	info   BundleInfo
+	bundle *bundle.Bundle
+}
+
+// readBundles reads fss as bundles. With none given, the default bundle is
+// read alone. Otherwise the default bundle is added in front unless one of
+// them claims AuthzRoot. keepTests keeps the _test.rego files of the bundles
+// given (never those of an implicitly added default).
+func readBundles(fss []fs.FS, keepTests bool) ([]loadedBundle, error) {
+	caps := Capabilities()
+	if len(fss) == 0 {
+		b, err := readBundle(bundles.Default, caps, keepTests)
+		if err != nil {
+			return nil, fmt.Errorf("read default bundle: %w", err)
+		}
+		return []loadedBundle{named(b, DefaultBundleName)}, nil
+	}
+	out := make([]loadedBundle, 0, len(fss)+1)
+	claimsAuthz := false
+	for i, fsys := range fss {
+		if fsys == nil {
+			return nil, fmt.Errorf("bundle %d: nil file system", i+1)
+		}
+		b, err := readBundle(fsys, caps, keepTests)
+		if err != nil {
+			return nil, fmt.Errorf("read bundle %d: %w", i+1, err)
+		}
+		for _, r := range *b.Manifest.Roots {
+			if bundle.RootPathsOverlap(r, AuthzRoot) {
+				claimsAuthz = true
+			}
+		}
+		out = append(out, named(b, fmt.Sprintf("bundle%d", i+1)))
+	}
+	if !claimsAuthz {
+		b, err := readBundle(bundles.Default, caps, false)
+		if err != nil {
+			return nil, fmt.Errorf("read default bundle: %w", err)
+		}
+		out = append([]loadedBundle{named(b, DefaultBundleName)}, out...)
+	}
+	seen := make(map[string]int, len(out))
+	for i := range out {
+		n := out[i].info.Name
+		seen[n]++
+		if seen[n] > 1 {
+			out[i].info.Name = fmt.Sprintf("%s#%d", n, seen[n])
+		}
+	}
+	return out, nil
+}
+
+// readBundle reads one bundle and checks that it is plain Rego v1.
+func readBundle(fsys fs.FS, caps *ast.Capabilities, keepTests bool) (*bundle.Bundle, error) {
+	loader, err := bundle.NewFSLoader(fsys)
+	if err != nil {
+		return nil, err
+	}
+	if !keepTests {
+		loader = loader.WithFilter(func(_ string, info fs.FileInfo, _ int) bool {
+			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+		})
+	}
+	b, err := bundle.NewCustomReader(loader).
+		WithRegoVersion(ast.RegoV1).
+		WithCapabilities(caps).
+		WithProcessAnnotations(true).
+		WithSkipBundleVerification(true).
+		Read()
+	if err != nil {
+		return nil, err
+	}
+	b.Manifest.Init()
+	if v := b.RegoVersion(ast.RegoV1); v != ast.RegoV1 {
+		return nil, fmt.Errorf("manifest declares %s: only Rego v1 is accepted", v)
+	}
+	for pattern, v := range b.Manifest.FileRegoVersions {
+		if v != ast.RegoV1.Int() {
+			return nil, fmt.Errorf("manifest declares rego_version %d for %q: only Rego v1 is accepted", v, pattern)
+		}
+	}
+	if len(b.WasmModules) > 0 || len(b.PlanModules) > 0 {
+		return nil, errors.New("wasm and plan modules are not supported")
+	}
+	return &b, nil
+}
+
+// named fills in the bundle's BundleInfo.
+func named(b *bundle.Bundle, fallback string) loadedBundle {
+	name := fallback
+	if n, ok := b.Manifest.Metadata["name"].(string); ok && n != "" {
+		name = n
+	}
+	rev := b.Manifest.Revision
+	if rev == "" {
+		rev = digest(b)
+	}
+	return loadedBundle{
+		info:   BundleInfo{Name: name, Revision: rev, Roots: slices.Clone(*b.Manifest.Roots)},
+		bundle: b,
+	}
+}
+
+// digest is a content revision for bundles whose manifest names none.
+func digest(b *bundle.Bundle) string {
+	h := sha256.New()
+	mods := slices.Clone(b.Modules)
+	sort.Slice(mods, func(i, j int) bool { return mods[i].Path < mods[j].Path })
+	for _, m := range mods {
+		fmt.Fprintf(h, "%s\x00%d\x00", m.Path, len(m.Raw))
+		h.Write(m.Raw)
+	}
+	if data, err := json.Marshal(b.Data); err == nil {
+		h.Write(data)
+	}
+	roots, _ := json.Marshal(b.Manifest.Roots)
+	h.Write(roots)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// newCompiler returns a compiler with the engine's capabilities.
+func newCompiler(caps *ast.Capabilities) *ast.Compiler {
+	return ast.NewCompiler().
+		WithCapabilities(caps).
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithEnablePrintStatements(false)
+}
+
+// activate compiles the bundles into a fresh compiler and store. Roots must
+// be disjoint, and every module must sit under its bundle's roots.
+func activate(ctx context.Context, lbs []loadedBundle) (*ast.Compiler, storage.Store, error) {
+	caps := Capabilities()
+	compiler := newCompiler(caps)
+	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
+	txn, err := store.NewTransaction(ctx, storage.WriteParams)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store: %w", err)
+	}
+	m := make(map[string]*bundle.Bundle, len(lbs))
+	for _, lb := range lbs {
+		m[lb.info.Name] = lb.bundle
+	}
+	err = bundle.Activate(&bundle.ActivateOpts{
+		Ctx:           ctx,
+		Store:         store,
+		Txn:           txn,
+		Compiler:      compiler,
+		Metrics:       metrics.New(),
+		Bundles:       m,
+		ParserOptions: ast.ParserOptions{RegoVersion: ast.RegoV1, Capabilities: caps},
+	})
+	if err != nil {
+		store.Abort(ctx, txn)
+		return nil, nil, fmt.Errorf("compile: %w", err)
+	}
+	if err := store.Commit(ctx, txn); err != nil {
+		return nil, nil, fmt.Errorf("commit store: %w", err)
+	}
+	for _, q := range []string{DecisionQuery, VisibleModelsQuery} {
+		if len(compiler.GetRulesExact(ast.MustParseRef(q))) == 0 {
+			return nil, nil, fmt.Errorf("%w: no rule defines %s", ErrMissingEntryPoint, q)
+		}
+	}
+	return compiler, store, nil
+}
