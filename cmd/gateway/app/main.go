@@ -1,0 +1,168 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/regate/gateway/gateway/config"
+)
+
+// usage is printed for -h and unknown commands.
+const usage = `usage: gateway [command] [flags]
+
+commands:
+  serve     run the gateway (default)
+  check     validate a config and the policy, print warnings; exit 1 on errors
+  version   print the version
+
+flags (serve, check):
+  --config FILE     config file (env GATEWAY_CONFIG); default: the embedded example config
+  --listen ADDR     listen address (env GATEWAY_LISTEN); default 127.0.0.1:4000
+  --bundle DIR      policy bundle directory, repeatable (env GATEWAY_BUNDLE)
+
+The master key comes from general_settings.master_key or GATEWAY_MASTER_KEY
+(or LITELLM_MASTER_KEY).
+`
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// Main runs the gateway command line and returns the exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
+
+	fset := flag.NewFlagSet("gateway "+cmd, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() { fmt.Fprint(stderr, usage) }
+	opts := Options{Env: lookupEnv}
+	var bundles stringList
+	fset.StringVar(&opts.ConfigPath, "config", getenv("GATEWAY_CONFIG"), "config file")
+	fset.StringVar(&opts.Listen, "listen", or(getenv("GATEWAY_LISTEN"), DefaultListen), "listen address")
+	fset.Var(&bundles, "bundle", "policy bundle directory (repeatable)")
+
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "gateway", Version())
+		return 0
+	case "serve", "check":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "gateway %s: unexpected argument %q\n", cmd, fset.Arg(0))
+		return 2
+	}
+	opts.Bundles = bundles
+	if len(opts.Bundles) == 0 {
+		if b := getenv("GATEWAY_BUNDLE"); b != "" {
+			opts.Bundles = strings.Split(b, ",")
+		}
+	}
+	if cmd == "check" {
+		return check(ctx, opts, stdout, stderr)
+	}
+	return serve(ctx, opts, stderr)
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// check validates a config and the policy without serving.
+func check(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
+	name := or(opts.ConfigPath, EmbeddedConfigName)
+	cfg, err := LoadConfig(opts)
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			printWarnings(stdout, name, cerr.Warnings)
+		}
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	printWarnings(stdout, name, cfg.Warnings)
+	eng, err := NewEngine(cfg, opts, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := CheckPrincipals(ctx, cfg, eng); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d deployments, %d aliases, %d teams, %d users, %d keys; policy %s; %d warnings)\n",
+		name, len(cfg.Deployments), len(cfg.Aliases), len(cfg.Teams), len(cfg.Users), len(cfg.Keys), eng.Revision(), len(cfg.Warnings))
+	return 0
+}
+
+func printWarnings(w io.Writer, name string, ws []config.Warning) {
+	for _, wn := range ws {
+		fmt.Fprintf(w, "%s:%d: warning: %s\n", name, wn.Line, wn.Message)
+	}
+}
+
+// serve runs the gateway until ctx ends, then drains.
+func serve(ctx context.Context, opts Options, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	opts.Logger = log
+	g, err := Build(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	for _, w := range g.Config.Warnings {
+		log.Warn("config", "line", w.Line, "warning", w.Message)
+	}
+	if err := g.Start(ctx); err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	log.Info("gateway listening", "addr", g.Addr(), "version", Version(),
+		"config", or(opts.ConfigPath, EmbeddedConfigName),
+		"deployments", len(g.Config.Deployments), "policy_revision", g.Engine.Revision())
+	log.Warn("using the in-memory store: keys, teams and users written through the API are not durable")
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// Version is the module version the binary was built from, or "devel".
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,220 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/gorilla/mux"
+
+	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/openai"
+	"github.com/regate/gateway/gateway/proxy"
+)
+
+// authorize asks the policy about this request. Anything but an allow is an
+// error: a model deny becomes the one model_not_found error (identical for
+// unknown and forbidden models), other denies keep the policy's status and
+// code, and an evaluation failure is a deny reported as a server error.
+func (s *Server) authorize(r *http.Request, rc *reqCtx, p *gateway.Principal, res *gateway.Resolution, stream bool) error {
+	in := &gateway.Input{
+		Request: gateway.RequestInfo{
+			ID: rc.id, Route: rc.class, Operation: rc.operation,
+			Method: r.Method, Path: r.URL.Path, Stream: stream,
+		},
+		Principal: p,
+		Model:     res,
+		Now:       s.cfg.Now(),
+	}
+	d, err := s.cfg.Authorizer.Decide(r.Context(), in)
+	if err != nil {
+		rc.decision = "error"
+		return fmt.Errorf("%w: %w", errPolicy, err)
+	}
+	if d.Allow {
+		rc.decision = "allow"
+		return nil
+	}
+	rc.decision = "deny"
+	if res != nil && (d.Code == gateway.CodeModelNotFound || d.Status == http.StatusNotFound) {
+		return &gateway.ModelNotFoundError{Model: res.Requested}
+	}
+	return &gateway.DeniedError{Decision: d}
+}
+
+// inference authenticates, reads the body and its model, resolves the alias
+// chain, asks the policy and proxies a permitted call.
+func (s *Server) inference(path string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+		p, err := s.authenticate(r.Context(), r)
+		if err != nil {
+			return err
+		}
+		rc.principal = p
+		// Read the whole body first: the model must be known before the
+		// upstream is chosen, and a fully read body lets a client
+		// disconnect cancel r.Context().
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return fmt.Errorf("read body: %w", err)
+		}
+		ct := r.Header.Get("Content-Type")
+		preq := proxy.Request{Operation: rc.operation, Path: path, Body: body, ContentType: ct}
+		var model string
+		if mt, _, _ := mime.ParseMediaType(ct); mt == "multipart/form-data" {
+			preq.Multipart = true
+			if model, err = openai.ScanMultipart(body, ct); err != nil {
+				return err
+			}
+		} else {
+			if preq.Fields, err = openai.ScanJSON(body); err != nil {
+				return err
+			}
+			model, preq.Stream = preq.Fields.Model, preq.Fields.Stream
+		}
+		if model == "" {
+			return &gateway.BadRequestError{Param: "model", Message: "You must provide a model parameter."}
+		}
+		rc.requested = model
+		res := s.cfg.Resolver.Resolve(model, p.KeyAliases(), p.TeamAliases())
+		if err := s.authorize(r, rc, p, &res, preq.Stream); err != nil {
+			return err
+		}
+		if !res.Found || len(res.Deployments) == 0 {
+			// The policy must never allow this; fail closed if it does.
+			return &gateway.ModelNotFoundError{Model: model}
+		}
+		rc.resolved = res.Resolved
+		preq.Deployments = res.Deployments
+		return s.cfg.Upstream.Serve(w, r, preq)
+	}
+}
+
+// listModels answers GET /v1/models with the candidates the model rule
+// permits, decided in one policy evaluation.
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	p, err := s.authenticate(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	rc.principal = p
+	if err := s.authorize(r, rc, p, nil, false); err != nil {
+		return err
+	}
+	cands := s.cfg.Resolver.Candidates(p.KeyAliases(), p.TeamAliases())
+	in := &gateway.Input{
+		Request: gateway.RequestInfo{
+			ID: rc.id, Route: rc.class, Operation: rc.operation, Method: r.Method, Path: r.URL.Path,
+		},
+		Principal:  p,
+		Candidates: cands,
+		Now:        s.cfg.Now(),
+	}
+	visible, err := s.cfg.Authorizer.VisibleModels(r.Context(), in)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errPolicy, err)
+	}
+	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(visible))}
+	for _, c := range cands.Items {
+		if _, ok := visible[c.ID]; ok {
+			list.Data = append(list.Data, openai.Model{ID: c.ID, Object: "model", Created: s.created, OwnedBy: c.OwnedBy})
+		}
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+// pathModel returns the {model} path variable, percent-decoded once, so
+// "openrouter%2Fqwen" and "openrouter/qwen" name the same model.
+func pathModel(r *http.Request) string {
+	raw := mux.Vars(r)["model"]
+	if m, err := url.PathUnescape(raw); err == nil {
+		return m
+	}
+	return raw
+}
+
+// getModel answers GET /v1/models/{model}: 200 exactly when an inference
+// call with that model would be authorized.
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	p, err := s.authenticate(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	rc.principal = p
+	model := pathModel(r)
+	rc.requested = model
+	res := s.cfg.Resolver.Resolve(model, p.KeyAliases(), p.TeamAliases())
+	if err := s.authorize(r, rc, p, &res, false); err != nil {
+		return err
+	}
+	if !res.Found {
+		return &gateway.ModelNotFoundError{Model: model}
+	}
+	rc.resolved = res.Resolved
+	return writeJSON(w, http.StatusOK, openai.Model{ID: model, Object: "model", Created: s.created, OwnedBy: OwnedBy(res)})
+}
+
+// deleteModel answers DELETE /v1/models/{model}. Models come from the
+// configuration, so nothing is deleted: non-admins get the policy's 403,
+// admins a 404 for unknown models and a 403 otherwise.
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	p, err := s.authenticate(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	rc.principal = p
+	model := pathModel(r)
+	rc.requested = model
+	res := s.cfg.Resolver.Resolve(model, p.KeyAliases(), p.TeamAliases())
+	if err := s.authorize(r, rc, p, &res, false); err != nil {
+		return err
+	}
+	if !res.Found {
+		return &gateway.ModelNotFoundError{Model: model}
+	}
+	return &gateway.DeniedError{Decision: gateway.Decision{
+		Status:  http.StatusForbidden,
+		Code:    gateway.CodePermissionDenied,
+		Message: "Models are defined in the gateway configuration and cannot be deleted through the API.",
+	}}
+}
+
+// OwnedBy is the owned_by of a model object: the provider of the first
+// deployment serving it.
+func OwnedBy(res gateway.Resolution) string {
+	if len(res.Deployments) > 0 && res.Deployments[0].Provider != "" {
+		return res.Deployments[0].Provider
+	}
+	return "gateway"
+}
+
+func (s *Server) liveliness(w http.ResponseWriter, _ *http.Request, _ *reqCtx) error {
+	return writeJSON(w, http.StatusOK, "I'm alive!")
+}
+
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ *reqCtx) error {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			s.log.Warn("not ready", "error", err)
+			openai.WriteError(w, http.StatusServiceUnavailable, openai.ErrorBody{
+				Message: "The gateway is not ready.", Type: typeServer, Code: str("not_ready"),
+			})
+			return nil
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

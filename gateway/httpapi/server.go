@@ -1,0 +1,100 @@
+// Package httpapi is the HTTP edge of the gateway: the route table, the
+// middleware every request passes (request id, body limit, access log,
+// panic recovery), authentication, the policy call, the handlers, and the one
+// mapper that turns errors into OpenAI-shaped responses.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/proxy"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0
+// (DESIGN §10.14).
+const DefaultMaxBodyBytes = 64 << 20
+
+// Upstream forwards an authorized inference call. *proxy.Proxy implements it.
+type Upstream interface {
+	// Serve proxies the call. It returns an error only before anything was
+	// written to w; later failures are reported in-band by the proxy.
+	Serve(w http.ResponseWriter, r *http.Request, req proxy.Request) error
+}
+
+// Config wires the edge to the core ports.
+type Config struct {
+	// Resolver resolves model names and lists candidates. Required.
+	Resolver gateway.Resolver
+	// Authorizer is the policy. Required.
+	Authorizer gateway.Authorizer
+	// Store looks up principals by key hash. Required.
+	Store gateway.PrincipalStore
+	// Upstream proxies permitted inference calls. Required.
+	Upstream Upstream
+	// MasterKey is the admin credential. Required.
+	MasterKey gateway.Secret
+	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives access logs and errors; nil discards them.
+	Logger *slog.Logger
+	// Ready reports readiness for /health/readiness; nil means always ready.
+	Ready func(ctx context.Context) error
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the gateway's http.Handler.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	router     *mux.Router
+	masterHash string
+	created    int64
+}
+
+// New checks cfg and builds the route table.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Resolver == nil:
+		return nil, errors.New("httpapi: Resolver is required")
+	case cfg.Authorizer == nil:
+		return nil, errors.New("httpapi: Authorizer is required")
+	case cfg.Store == nil:
+		return nil, errors.New("httpapi: Store is required")
+	case cfg.Upstream == nil:
+		return nil, errors.New("httpapi: Upstream is required")
+	case cfg.MasterKey == "":
+		return nil, errors.New("httpapi: MasterKey is required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		masterHash: gateway.HashKey(cfg.MasterKey.Reveal()),
+		created:    cfg.Now().Unix(),
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// ServeHTTP runs the edge middleware around the router, so unmatched
+// requests get request ids, logs and OpenAI-shaped errors too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.edge(w, r)
+}
