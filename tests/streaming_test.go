@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // sseChunk is one chat.completion.chunk event carrying text.
