@@ -1,0 +1,161 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// env returns a lookup over a fixed map, so tests never read the real
+// environment.
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const goodConfig = `model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: mock/gpt-4o, temperature: 0.2}
+    model_info: {access_groups: [default-models]}
+litellm_settings:
+  drop_params: true
+general_settings:
+  master_key: sk-master-check
+gateway_settings:
+  teams: [{team_id: t1, models: [gpt-4o]}]
+  keys: [{key: sk-check-key-1, team_id: t1}]
+`
+
+func TestMainCheck(t *testing.T) {
+	tests := []struct {
+		name       string
+		config     string
+		env        map[string]string
+		wantCode   int
+		wantOut    []string // substrings of stdout
+		wantErr    []string // substrings of stderr
+		wantNoText string   // must appear in neither
+	}{
+		{
+			name: "valid with warnings", config: goodConfig, wantCode: 0,
+			wantOut: []string{"ok (1 deployments", ":3: warning:", "temperature", ":5: warning:", "litellm_settings"},
+		},
+		{
+			name:     "unknown gateway_settings field",
+			config:   strings.Replace(goodConfig, "teams: [{team_id: t1, models: [gpt-4o]}]", "teams: [{team_id: t1, modles: [gpt-4o]}]", 1),
+			wantCode: 1, wantErr: []string{":10:", "modles"},
+		},
+		{
+			name:     "alias cycle",
+			config:   goodConfig + "router_settings:\n  model_group_alias:\n    a: b\n    b: a\n",
+			wantCode: 1, wantErr: []string{"cycle", "a -> b -> a"},
+		},
+		{
+			name:     "allow-list entry that names nothing",
+			config:   strings.Replace(goodConfig, "models: [gpt-4o]}]", "models: [gpt-5-ghost]}]", 1),
+			wantCode: 1, wantErr: []string{":10:", "gpt-5-ghost"},
+		},
+		{
+			name: "key entry outside its team's rule",
+			// gpt-4o-mini exists, but the key's team allows only gpt-4o.
+			config: strings.NewReplacer(
+				"keys: [{key: sk-check-key-1, team_id: t1}]", "keys: [{key: sk-check-key-1, team_id: t1, models: [gpt-4o-mini]}]",
+				"model_list:\n", "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params: {model: mock/gpt-4o-mini}\n",
+			).Replace(goodConfig),
+			wantCode: 1, wantErr: []string{"gpt-4o-mini", "not permitted by team \"t1\""},
+			wantNoText: "sk-check-key-1",
+		},
+		{
+			name:     "no master key",
+			config:   strings.Replace(goodConfig, "  master_key: sk-master-check\n", "", 1),
+			wantCode: 1, wantErr: []string{"no master key"},
+		},
+		{
+			name:     "master key from the environment",
+			config:   strings.Replace(goodConfig, "  master_key: sk-master-check\n", "", 1),
+			env:      map[string]string{"GATEWAY_MASTER_KEY": "sk-from-env"},
+			wantCode: 0, wantOut: []string{"ok ("},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "config.yaml", tc.config)
+			var stdout, stderr bytes.Buffer
+			code := Main(t.Context(), []string{"check", "--config", path}, &stdout, &stderr, env(tc.env))
+			if code != tc.wantCode {
+				t.Fatalf("gateway check = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
+			}
+			for _, s := range tc.wantOut {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
+				}
+			}
+			for _, s := range tc.wantErr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
+				}
+			}
+			if tc.wantNoText != "" && strings.Contains(stdout.String()+stderr.String(), tc.wantNoText) {
+				t.Errorf("output echoes %q", tc.wantNoText)
+			}
+		})
+	}
+}
+
+// TestMainCheckEmbedded: the embedded demo config passes check with the
+// master key from the environment, as the README runs it.
+func TestMainCheckEmbedded(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), []string{"check"}, &stdout, &stderr, env(map[string]string{"GATEWAY_MASTER_KEY": "sk-master-demo"}))
+	if code != 0 || !strings.Contains(stdout.String(), "0 warnings") {
+		t.Fatalf("gateway check (embedded) = %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestMainServeFailsClearly: start-up errors exit 1 with one line on stderr.
+func TestMainServeFailsClearly(t *testing.T) {
+	badPolicy := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badPolicy, "p.rego"), []byte("package gateway.custom\n\ndeny contains msg if {\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no master key", []string{"serve", "--listen", "127.0.0.1:0"}, nil, "GATEWAY_MASTER_KEY is not set"},
+		{"missing config file", []string{"--config", "/nonexistent/config.yaml", "--listen", "127.0.0.1:0"}, map[string]string{"GATEWAY_MASTER_KEY": "sk-x-master"}, "read config"},
+		{"policy that does not compile", []string{"--bundle", badPolicy, "--listen", "127.0.0.1:0"}, map[string]string{"GATEWAY_MASTER_KEY": "sk-x-master"}, "policy"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(t.Context(), tc.args, &stdout, &stderr, env(tc.env))
+			if code == 0 {
+				t.Fatalf("gateway %v = 0, want non-zero", tc.args)
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("stderr = %q, want it to mention %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestMainVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main(t.Context(), []string{"version"}, &stdout, &stderr, env(nil)); code != 0 || !strings.HasPrefix(stdout.String(), "gateway ") {
+		t.Errorf("gateway version = %d %q", code, stdout.String())
+	}
+}
