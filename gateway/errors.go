@@ -73,3 +73,23 @@ type MethodNotAllowedError struct {
 func (e *MethodNotAllowedError) Error() string {
 	return fmt.Sprintf("method %s not allowed on %s", e.Method, e.Path)
 }
+
+// NotFoundError is a missing admin record (a key, team or user). It is not
+// used for models: those are ModelNotFoundError, identical for unknown and
+// forbidden.
+type NotFoundError struct {
+	Kind, ID string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("%s %s not found", e.Kind, e.ID)
+}
+
+// ConflictError is an admin write that would duplicate a record.
+type ConflictError struct {
+	Kind, ID string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %s already exists", e.Kind, e.ID)
+}
