@@ -77,6 +77,9 @@ type Engine struct {
 	cur     atomic.Pointer[state]
 	loadMu  sync.Mutex // serialises Load
 	cands   candidateCache
+	keys    recordCache[gateway.Key]
+	teams   recordCache[gateway.Team]
+	users   recordCache[gateway.User]
 }
 
 var _ gateway.Authorizer = (*Engine)(nil)

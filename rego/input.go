@@ -59,17 +59,17 @@ func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
 	if p := in.Principal; p != nil {
 		var err error
 		if p.Key != nil {
-			if key, err = keyTerm(p.Key); err != nil {
+			if key, err = e.keys.get(p.Key, keyTerm); err != nil {
 				return nil, err
 			}
 		}
 		if p.Team != nil {
-			if team, err = teamTerm(p.Team); err != nil {
+			if team, err = e.teams.get(p.Team, teamTerm); err != nil {
 				return nil, err
 			}
 		}
 		if p.User != nil {
-			if user, err = userTerm(p.User); err != nil {
+			if user, err = e.users.get(p.User, userTerm); err != nil {
 				return nil, err
 			}
 		}
@@ -351,4 +351,34 @@ func (c *candidateCache) get(l *gateway.CandidateList) *convertedList {
 	}
 	c.last.Store(cl)
 	return cl
+}
+
+// recordCacheSize bounds each principal record cache. When a cache is full it
+// starts over: a simple bound that keeps the hot records after a moment.
+const recordCacheSize = 4096
+
+// recordCache caches converted principal records (keys, teams, users) by
+// identity. Stores hand out immutable records and replace a record whole
+// when it changes, so a changed record is a new pointer and never meets its
+// old conversion. Records that fail to convert are not cached.
+type recordCache[T any] struct {
+	m sync.Map // *T → *ast.Term
+	n atomic.Int64
+}
+
+func (c *recordCache[T]) get(r *T, convert func(*T) (*ast.Term, error)) (*ast.Term, error) {
+	if t, ok := c.m.Load(r); ok {
+		return t.(*ast.Term), nil
+	}
+	t, err := convert(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := c.m.LoadOrStore(r, t); !loaded && c.n.Add(1) > recordCacheSize {
+		c.m.Clear()
+		c.n.Store(0)
+		c.m.Store(r, t)
+		c.n.Add(1)
+	}
+	return t, nil
 }

@@ -22,10 +22,32 @@ default decision := {
 	"reasons": ["default: no rule allowed the request"],
 }
 
+# The allow branches come first, one per route class, so that an allowed
+# request is recognised in one pass with a constant answer (no reasons are
+# built on the allow path). The deny branches after them only pick the
+# answer; one that fails to evaluate falls through to the next deny or to the
+# default deny, never to an allow.
 decision := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["health: open to everyone"]} if {
 	input.request.route == "health"
-} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": _route_reasons} if {
-	_allowed_request
+} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["model: every layer that restricts permits it"]} if {
+	input.request.route == "inference"
+	_principal_usable
+	_model_allowed
+	not _custom_denied
+} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["model: every layer that restricts permits it"]} if {
+	input.request.route == "models.get"
+	_principal_usable
+	_model_allowed
+	not _custom_denied
+} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["models.list: open to every valid key; the list is filtered by visible_models"]} if {
+	input.request.route == "models.list"
+	_principal_usable
+	not _custom_denied
+} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": [reason]} if {
+	input.request.route == "admin"
+	_principal_usable
+	reason := _admin_reason
+	not _custom_denied
 } else := _deny(401, "invalid_api_key", "Authentication required.", ["key: missing"]) if {
 	not is_object(input.key)
 } else := _deny(401, "invalid_api_key", "The API key is blocked or expired.", ["key: blocked or expired"]) if {
@@ -42,34 +64,16 @@ decision := {"allow": true, "status": 200, "code": "", "message": "", "reasons":
 	count(_custom_deny) > 0
 }
 
-# _allowed_request holds when every rule lets the request through. The allow
-# branch comes first so that an allowed request is checked once, and the
-# deny branches after it only pick the answer; one that fails to evaluate
-# falls through to the next deny or to the default deny, never to an allow.
-# The conditions are written positively (no negation) to keep them cheap.
-_allowed_request if {
-	is_object(input.key)
+# _principal_usable holds when the key is usable (which needs a key object)
+# and its team, if any, is not blocked.
+_principal_usable if {
 	_key_usable
 	_team_usable
-	_route_permitted
-	count(_custom_deny) == 0
 }
 
 _team_usable if input.team == null
 
 _team_usable if input.team.blocked == false
-
-_route_permitted if input.request.route == "models.list"
-
-_route_permitted if {
-	input.request.route == "admin"
-	_admin_reason
-}
-
-_route_permitted if {
-	input.request.route in {"inference", "models.get"}
-	_model_allowed
-}
 
 _deny(status, code, message, reasons) := {
 	"allow": false,
@@ -119,12 +123,11 @@ _model_reasons := ["model: not found"] if {
 	count(input.model.names) == 0
 } else := [_denied_layer_reason(l, input.model) | some l in ["key", "team", "user"]]
 
-_route_reasons := ["model: every layer that restricts permits it"] if {
-	input.request.route in {"inference", "models.get"}
-} else := [_admin_reason] if {
-	input.request.route == "admin"
-} else := ["models.list: open to every valid key; the list is filtered by visible_models"] if {
-	input.request.route == "models.list"
+# _custom_denied holds when data.gateway.custom.deny has any element; it is
+# the cheap test of the allow path (without a custom bundle the reference is
+# undefined and nothing is denied).
+_custom_denied if {
+	some _ in data.gateway.custom.deny
 }
 
 # _custom_deny collects the messages of data.gateway.custom.deny, a set of
