@@ -5,9 +5,19 @@ import (
 	"testing"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/store/storetest"
 )
 
-func TestPrincipalByKeyHash(t *testing.T) {
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(*testing.T) gateway.Store { return New() })
+}
+
+func BenchmarkPrincipalByKeyHash(b *testing.B) {
+	storetest.BenchmarkPrincipalByKeyHash(b, New())
+}
+
+// The Put methods seed the store from configuration (cmd/gateway/app).
+func TestPut(t *testing.T) {
 	ctx := t.Context()
 	s := New()
 	if err := s.PutTeam(ctx, gateway.Team{ID: "research", Models: []string{"gpt-4o"}}); err != nil {
@@ -22,6 +32,10 @@ func TestPrincipalByKeyHash(t *testing.T) {
 		if err := s.PutKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Put replaces.
+	if err := s.PutTeam(ctx, gateway.Team{ID: "research", Models: []string{"gpt-4o-mini"}}); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
 		name             string
@@ -45,6 +59,9 @@ func TestPrincipalByKeyHash(t *testing.T) {
 			gotTeam := ""
 			if p.Team != nil {
 				gotTeam = p.Team.ID
+				if len(p.Team.Models) != 1 || p.Team.Models[0] != "gpt-4o-mini" {
+					t.Errorf("PrincipalByKeyHash(%s) team models = %q, want the replaced [gpt-4o-mini]", tc.plaintext, p.Team.Models)
+				}
 			}
 			if gotTeam != tc.wantTeam || p.User == nil || p.User.ID != tc.wantUs {
 				t.Errorf("PrincipalByKeyHash(%s) = team %q user %v, want team %q user %q", tc.plaintext, gotTeam, p.User, tc.wantTeam, tc.wantUs)
@@ -57,17 +74,19 @@ func TestPutKeyRequiresTeamAndUser(t *testing.T) {
 	ctx := t.Context()
 	s := New()
 	tests := []struct {
-		name string
-		key  gateway.Key
+		name    string
+		key     gateway.Key
+		wantErr error // nil: any error
 	}{
-		{"missing team", gateway.Key{ID: gateway.HashKey("sk-a"), TeamID: "ghost"}},
-		{"missing user", gateway.Key{ID: gateway.HashKey("sk-b"), UserID: "ghost"}},
-		{"not a hash", gateway.Key{ID: "sk-plaintext"}},
+		{"missing team", gateway.Key{ID: gateway.HashKey("sk-a"), TeamID: "ghost"}, gateway.ErrNotFound},
+		{"missing user", gateway.Key{ID: gateway.HashKey("sk-b"), UserID: "ghost"}, gateway.ErrNotFound},
+		{"not a hash", gateway.Key{ID: "sk-plaintext"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := s.PutKey(ctx, tc.key); err == nil {
-				t.Errorf("PutKey(%+v) = nil, want error", tc.key)
+			err := s.PutKey(ctx, tc.key)
+			if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+				t.Errorf("PutKey(%+v) = %v, want an error (%v)", tc.key, err, tc.wantErr)
 			}
 		})
 	}
