@@ -38,7 +38,9 @@ func TestImportDirection(t *testing.T) {
 		{pkg: module + "/gateway/proxy", allowed: []string{"/gateway", "/gateway/openai", "/gateway/mock"}},
 		{pkg: module + "/rego", allowed: []string{"/gateway", "/bundles"}},
 		{pkg: module + "/gateway/config", allowed: []string{"/gateway", "/gateway/catalog"}},
-		{pkg: module + "/gateway/httpapi", allowed: []string{"/gateway", "/gateway/openai", "/gateway/proxy", "/gateway/mock"}},
+		{pkg: module + "/gateway/authcache", allowed: []string{"/gateway"}, stdlibOnly: true},
+		{pkg: module + "/gateway/admin", allowed: []string{"/gateway", "/gateway/access"}, stdlibOnly: true},
+		{pkg: module + "/gateway/httpapi", allowed: []string{"/gateway", "/gateway/openai", "/gateway/proxy", "/gateway/mock", "/gateway/admin", "/gateway/access"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimPrefix(tc.pkg, module+"/"), func(t *testing.T) {

@@ -99,15 +99,21 @@ type gw struct {
 // free port. "{{UP}}" in the config is replaced by the upstream's URL.
 func startGateway(tb testing.TB, config string, up *upstream) *gw {
 	tb.Helper()
+	return startGatewayWith(tb, config, up, app.Options{})
+}
+
+// startGatewayWith is startGateway with extra options (a database URL, a
+// logger, cache settings).
+func startGatewayWith(tb testing.TB, config string, up *upstream, opts app.Options) *gw {
+	tb.Helper()
 	if up != nil {
 		config = strings.ReplaceAll(config, "{{UP}}", up.URL)
 	}
 	ctx := context.Background()
-	g, err := app.Build(ctx, app.Options{
-		ConfigData: []byte(config),
-		Listen:     "127.0.0.1:0",
-		Env:        func(string) (string, bool) { return "", false },
-	})
+	opts.ConfigData = []byte(config)
+	opts.Listen = "127.0.0.1:0"
+	opts.Env = func(string) (string, bool) { return "", false }
+	g, err := app.Build(ctx, opts)
 	if err != nil {
 		tb.Fatalf("app.Build: %v", err)
 	}
@@ -166,6 +172,31 @@ func (g *gw) do(tb testing.TB, method, path, key, contentType string, body []byt
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
+// admin sends an admin API call with the master key of seedConfig; body is
+// marshalled as JSON when not nil.
+func (g *gw) admin(tb testing.TB, method, path string, body any) response {
+	tb.Helper()
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return g.do(tb, method, path, "sk-master-test-0000", "application/json", b)
+}
+
+// mustJSON decodes a 200 answer into v.
+func mustJSON(tb testing.TB, r response, v any) {
+	tb.Helper()
+	if r.Status != http.StatusOK {
+		tb.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
 // errorEnvelope is the OpenAI error shape.
 type errorEnvelope struct {
 	Error struct {
@@ -216,3 +247,5 @@ func apiStatus(tb testing.TB, err error) int {
 	}
 	return apiErr.StatusCode
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

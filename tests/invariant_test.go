@@ -58,21 +58,21 @@ func randomPrincipal(t *testing.T, g *gw, r *rand.Rand, i int) string {
 		if r.IntN(3) == 0 {
 			team.ModelAliases = map[string]string{"fast": []string{"gpt-4o-mini", "openai/gpt-4", "Qwen/Qwen3-Coder-480B-A35B-Instruct"}[r.IntN(3)]}
 		}
-		if err := g.Store.PutTeam(ctx, team); err != nil {
+		if err := g.Store.CreateTeam(ctx, &team); err != nil {
 			t.Fatal(err)
 		}
 		key.TeamID = team.ID
 	}
 	if r.IntN(3) > 0 {
 		user := gateway.User{ID: fmt.Sprintf("user-%d", i), Models: pick(r, exactPool, aliasPool, providerPool, groupPool, globPool, specialUser, ghostPool)}
-		if err := g.Store.PutUser(ctx, user); err != nil {
+		if err := g.Store.CreateUser(ctx, &user, nil); err != nil {
 			t.Fatal(err)
 		}
 		key.UserID = user.ID
 	}
 	plain := fmt.Sprintf("sk-invariant-%03d-%08x", i, r.Uint32())
 	key.ID, key.Display, key.Alias = gateway.HashKey(plain), gateway.Redact(plain), fmt.Sprintf("inv-%d", i)
-	if err := g.Store.PutKey(ctx, key); err != nil {
+	if err := g.Store.CreateKey(ctx, &key); err != nil {
 		t.Fatal(err)
 	}
 	return plain

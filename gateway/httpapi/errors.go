@@ -68,6 +68,8 @@ func (s *Server) mapError(r *http.Request, err error) (int, openai.ErrorBody, bo
 		tooLarge   *gateway.BodyTooLargeError
 		maxBytes   *http.MaxBytesError
 		methodNA   *gateway.MethodNotAllowedError
+		recNF      *gateway.NotFoundError
+		conflict   *gateway.ConflictError
 		upstream   *proxy.UpstreamError
 	)
 	switch {
@@ -114,6 +116,10 @@ func (s *Server) mapError(r *http.Request, err error) (int, openai.ErrorBody, bo
 			b.Code = str(badReq.Code)
 		}
 		return http.StatusBadRequest, b, false
+	case errors.As(err, &recNF):
+		return http.StatusNotFound, openai.ErrorBody{Message: recNF.Error(), Type: typeInvalidRequest, Code: str("not_found")}, false
+	case errors.As(err, &conflict):
+		return http.StatusBadRequest, openai.ErrorBody{Message: conflict.Error(), Type: typeInvalidRequest, Code: str("conflict")}, false
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, tooLargeBody(tooLarge.Limit), false
 	case errors.As(err, &maxBytes):

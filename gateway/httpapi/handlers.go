@@ -20,10 +20,15 @@ import (
 // unknown and forbidden models), other denies keep the policy's status and
 // code, and an evaluation failure is a deny reported as a server error.
 func (s *Server) authorize(r *http.Request, rc *reqCtx, p *gateway.Principal, res *gateway.Resolution, stream bool) error {
+	return s.authorizeRequest(r, rc, p, res, stream, false)
+}
+
+// authorizeRequest is authorize with request.self set.
+func (s *Server) authorizeRequest(r *http.Request, rc *reqCtx, p *gateway.Principal, res *gateway.Resolution, stream, self bool) error {
 	in := &gateway.Input{
 		Request: gateway.RequestInfo{
 			ID: rc.id, Route: rc.class, Operation: rc.operation,
-			Method: r.Method, Path: r.URL.Path, Stream: stream,
+			Method: r.Method, Path: r.URL.Path, Stream: stream, Self: self,
 		},
 		Principal: p,
 		Model:     res,

@@ -49,6 +49,17 @@ func (s *Server) table() []route {
 		route{http.MethodGet, "/health/liveness", gateway.RouteHealth, "health.liveliness", false, s.liveliness},
 		route{http.MethodGet, "/health/readiness", gateway.RouteHealth, "health.readiness", false, s.readiness},
 	)
+	if s.cfg.Admin != nil {
+		for _, ep := range s.cfg.Admin.Endpoints() {
+			class := gateway.RouteAdmin
+			if ep.Operation == "model.info" {
+				// Every key may ask which deployments it may use; the
+				// answer is filtered by the model rule.
+				class = gateway.RouteModelsList
+			}
+			rs = append(rs, route{ep.Method, ep.Path, class, ep.Operation, false, s.adminEndpoint(ep)})
+		}
+	}
 	return rs
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/admin"
 	"github.com/regate/gateway/gateway/proxy"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	Store gateway.PrincipalStore
 	// Upstream proxies permitted inference calls. Required.
 	Upstream Upstream
+	// Admin serves the admin API (/key/*, /team/*, /user/*, /model/info);
+	// nil leaves those routes unserved.
+	Admin *admin.API
 	// MasterKey is the admin credential. Required.
 	MasterKey gateway.Secret
 	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.

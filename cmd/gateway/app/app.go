@@ -16,11 +16,14 @@ import (
 
 	"github.com/regate/gateway/examples"
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/admin"
+	"github.com/regate/gateway/gateway/authcache"
 	"github.com/regate/gateway/gateway/config"
 	"github.com/regate/gateway/gateway/httpapi"
 	"github.com/regate/gateway/gateway/proxy"
 	"github.com/regate/gateway/rego"
 	"github.com/regate/gateway/store/memory"
+	"github.com/regate/gateway/store/postgres"
 )
 
 // Options are the inputs of Build, already merged from flags and
@@ -42,6 +45,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Transport is the upstream HTTP transport; nil means the proxy default.
 	Transport http.RoundTripper
+	// DatabaseURL selects the PostgreSQL store; empty means the in-memory
+	// store (not durable).
+	DatabaseURL string
+	// Cache tunes the principal cache; zero values mean its defaults.
+	Cache authcache.Config
 }
 
 // Gateway is a wired gateway, ready to Start.
@@ -50,16 +58,21 @@ type Gateway struct {
 	Config *config.Config
 	// Engine is the policy engine.
 	Engine *rego.Engine
-	// Store is the principal store.
-	Store *memory.Store
+	// Store is the principal store: PostgreSQL or in-memory.
+	Store gateway.Store
+	// Cache is the principal cache in front of Store.
+	Cache *authcache.Cache
 	// Handler is the HTTP edge.
 	Handler http.Handler
+	// Durable is true when Store is PostgreSQL.
+	Durable bool
 
 	listen string
 	log    *slog.Logger
 	srv    *http.Server
 	ln     net.Listener
 	done   chan error
+	stop   context.CancelFunc
 }
 
 // DefaultListen is the listen address when none is given.
@@ -133,8 +146,10 @@ func NewEngine(cfg *config.Config, opts Options, log *slog.Logger) (*rego.Engine
 }
 
 // Build loads the configuration, compiles the policy, validates every
-// configured principal against it, seeds the store and builds the handler.
-// It does not listen; Start does.
+// configured principal against it, opens the store (applying migrations for
+// PostgreSQL), upserts the configured principals and builds the handler. It
+// does not listen; Start does. Shutdown (or Close) releases what Build
+// opened.
 func Build(ctx context.Context, opts Options) (*Gateway, error) {
 	log := opts.Logger
 	if log == nil {
@@ -151,51 +166,88 @@ func Build(ctx context.Context, opts Options) (*Gateway, error) {
 	if err := CheckPrincipals(ctx, cfg, eng); err != nil {
 		return nil, err
 	}
-	st := memory.New()
-	if err := Seed(ctx, st, cfg); err != nil {
+	st, err := openStore(ctx, opts.DatabaseURL, log)
+	if err != nil {
 		return nil, err
+	}
+	g, err := assemble(ctx, cfg, eng, st, opts, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// openStore opens PostgreSQL (migrated) when url is set, else memory.
+func openStore(ctx context.Context, url string, log *slog.Logger) (gateway.Store, error) {
+	if url == "" {
+		return memory.New(), nil
+	}
+	if err := postgres.Migrate(ctx, url); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	st, err := postgres.New(postgres.Config{URL: url, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := st.Start(ctx); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return st, nil
+}
+
+// assemble seeds the store and builds the cache, admin API and edge.
+func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gateway.Store, opts Options, log *slog.Logger) (*Gateway, error) {
+	keys := make([]gateway.Key, len(cfg.Keys))
+	for i, k := range cfg.Keys {
+		keys[i] = k.Key
+	}
+	if err := st.Upsert(ctx, cfg.Teams, cfg.Users, keys); err != nil {
+		return nil, fmt.Errorf("seed principals from config: %w", err)
+	}
+	cc := opts.Cache
+	cc.Store = st
+	cache, err := authcache.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	// The subscription lives as long as the gateway, not as long as ctx.
+	subCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	fail := func(err error) (*Gateway, error) { stop(); return nil, err }
+	if err := st.Subscribe(subCtx, cache.Invalidate); err != nil {
+		return fail(fmt.Errorf("subscribe to store changes: %w", err))
 	}
 	px, err := proxy.New(proxy.Config{Transport: opts.Transport, Logger: log})
 	if err != nil {
-		return nil, err
+		return fail(err)
+	}
+	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log})
+	if err != nil {
+		return fail(err)
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Resolver:     cfg.Catalog,
 		Authorizer:   eng,
-		Store:        st,
+		Store:        cache,
 		Upstream:     px,
+		Admin:        adm,
 		MasterKey:    cfg.MasterKey,
 		MaxBodyBytes: cfg.MaxRequestBodyBytes,
 		Logger:       log,
+		Ready:        st.Ping,
 	})
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	listen := opts.Listen
 	if listen == "" {
 		listen = DefaultListen
 	}
-	return &Gateway{Config: cfg, Engine: eng, Store: st, Handler: h, listen: listen, log: log}, nil
-}
-
-// Seed writes the configured teams, users and keys into the store.
-func Seed(ctx context.Context, st *memory.Store, cfg *config.Config) error {
-	for _, t := range cfg.Teams {
-		if err := st.PutTeam(ctx, t); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-	}
-	for _, u := range cfg.Users {
-		if err := st.PutUser(ctx, u); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-	}
-	for _, k := range cfg.Keys {
-		if err := st.PutKey(ctx, k.Key); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-	}
-	return nil
+	_, durable := st.(*postgres.Store)
+	return &Gateway{
+		Config: cfg, Engine: eng, Store: st, Cache: cache, Handler: h, Durable: durable,
+		listen: listen, log: log, stop: stop,
+	}, nil
 }
 
 // Start listens and serves in the background.
@@ -222,7 +274,9 @@ func (g *Gateway) Addr() string { return g.ln.Addr().String() }
 
 // Shutdown stops accepting, waits for in-flight requests until ctx ends,
 // then closes what remains.
+// It then closes the store.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	defer g.Close()
 	if g.srv == nil {
 		return nil
 	}
@@ -234,4 +288,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		return serr
 	}
 	return err
+}
+
+// Close ends the change subscription and closes the store. Shutdown calls
+// it; call it directly only for a gateway that was never started.
+func (g *Gateway) Close() {
+	if g.stop != nil {
+		g.stop()
+	}
+	g.Store.Close()
 }

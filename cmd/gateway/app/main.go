@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/regate/gateway/gateway/config"
+	"github.com/regate/gateway/store/postgres"
 )
 
 // usage is printed for -h and unknown commands.
@@ -20,12 +21,15 @@ const usage = `usage: gateway [command] [flags]
 commands:
   serve     run the gateway (default)
   check     validate a config and the policy, print warnings; exit 1 on errors
+  migrate   apply the PostgreSQL schema migrations (needs --database-url)
   version   print the version
 
 flags (serve, check):
   --config FILE     config file (env GATEWAY_CONFIG); default: the embedded example config
   --listen ADDR     listen address (env GATEWAY_LISTEN); default 127.0.0.1:4000
   --bundle DIR      policy bundle directory, repeatable (env GATEWAY_BUNDLE)
+  --database-url U  PostgreSQL URL (env DATABASE_URL); default: the in-memory
+                    store, which is not durable
 
 The master key comes from general_settings.master_key or GATEWAY_MASTER_KEY
 (or LITELLM_MASTER_KEY).
@@ -53,12 +57,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	fset.StringVar(&opts.ConfigPath, "config", getenv("GATEWAY_CONFIG"), "config file")
 	fset.StringVar(&opts.Listen, "listen", or(getenv("GATEWAY_LISTEN"), DefaultListen), "listen address")
 	fset.Var(&bundles, "bundle", "policy bundle directory (repeatable)")
+	fset.StringVar(&opts.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL")
 
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "gateway", Version())
 		return 0
-	case "serve", "check":
+	case "serve", "check", "migrate":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -82,8 +87,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 			opts.Bundles = strings.Split(b, ",")
 		}
 	}
-	if cmd == "check" {
+	switch cmd {
+	case "check":
 		return check(ctx, opts, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, opts.DatabaseURL, stdout, stderr)
 	}
 	return serve(ctx, opts, stderr)
 }
@@ -147,7 +155,11 @@ func serve(ctx context.Context, opts Options, stderr io.Writer) int {
 	log.Info("gateway listening", "addr", g.Addr(), "version", Version(),
 		"config", or(opts.ConfigPath, EmbeddedConfigName),
 		"deployments", len(g.Config.Deployments), "policy_revision", g.Engine.Revision())
-	log.Warn("using the in-memory store: keys, teams and users written through the API are not durable")
+	if g.Durable {
+		log.Info("using the PostgreSQL store")
+	} else {
+		log.Warn("using the in-memory store: keys, teams and users written through the API are lost on exit (set DATABASE_URL for PostgreSQL)")
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -156,6 +168,25 @@ func serve(ctx context.Context, opts Options, stderr io.Writer) int {
 		log.Error("shutdown", "error", err)
 		return 1
 	}
+	return 0
+}
+
+// migrate applies the schema migrations and reports the version.
+func migrate(ctx context.Context, url string, stdout, stderr io.Writer) int {
+	if url == "" {
+		fmt.Fprintln(stderr, "gateway migrate: no database: set --database-url or DATABASE_URL")
+		return 1
+	}
+	if err := postgres.Migrate(ctx, url); err != nil {
+		fmt.Fprintln(stderr, "gateway migrate:", err)
+		return 1
+	}
+	cur, _, err := postgres.SchemaVersion(ctx, url)
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway migrate:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "database schema at version %d\n", cur)
 	return 0
 }
 
