@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/regate/gateway/examples"
@@ -73,6 +74,9 @@ type Gateway struct {
 	ln     net.Listener
 	done   chan error
 	stop   context.CancelFunc
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // DefaultListen is the listen address when none is given.
@@ -274,8 +278,13 @@ func (g *Gateway) Addr() string { return g.ln.Addr().String() }
 
 // Shutdown stops accepting, waits for in-flight requests until ctx ends,
 // then closes what remains.
-// It then closes the store.
+// It then closes the store. Later calls return the first call's result.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.shutdownOnce.Do(func() { g.shutdownErr = g.shutdown(ctx) })
+	return g.shutdownErr
+}
+
+func (g *Gateway) shutdown(ctx context.Context) error {
 	defer g.Close()
 	if g.srv == nil {
 		return nil
