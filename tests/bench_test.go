@@ -2,11 +2,16 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/regate/gateway/cmd/gateway/app"
+	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/store/postgres/pgtest"
 )
 
 // benchChat sends b.N non-streaming chat calls to url and reports the p50
@@ -50,4 +55,42 @@ func BenchmarkChat(b *testing.B) {
 	g := startGateway(b, seedConfig, up)
 	b.Run("direct", func(b *testing.B) { benchChat(b, up.URL, "sk-upstream-provider-secret", "qwen/qwen3.5-flash-02-23") })
 	b.Run("gateway", func(b *testing.B) { benchChat(b, g.URL, "sk-seed2-target-only", "AgentX-LLM") })
+}
+
+// BenchmarkPrincipalLookup compares authentication lookups: the in-memory
+// store, PostgreSQL without the cache (one query joining key, team and
+// user), and PostgreSQL behind the per-replica cache.
+func BenchmarkPrincipalLookup(b *testing.B) {
+	up := startUpstream(b)
+	mem := startGateway(b, seedConfig, up)
+	pg := startGatewayWith(b, seedConfig, up, app.Options{DatabaseURL: pgtest.Start(b).URL})
+	hash := gateway.HashKey("sk-seed2-target-only")
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name  string
+		store gateway.PrincipalStore
+	}{
+		{"memory", mem.Store},
+		{"postgres-uncached", pg.Store},
+		{"postgres-cached", pg.Cache},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.store.PrincipalByKeyHash(ctx, hash); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkChatStores is a chat call through the gateway with the principal
+// served from the cache over PostgreSQL, against the in-memory store.
+func BenchmarkChatStores(b *testing.B) {
+	up := startUpstream(b)
+	mem := startGateway(b, seedConfig, up)
+	pg := startGatewayWith(b, seedConfig, up, app.Options{DatabaseURL: pgtest.Start(b).URL})
+	b.Run("memory", func(b *testing.B) { benchChat(b, mem.URL, "sk-seed2-target-only", "AgentX-LLM") })
+	b.Run("postgres-cached", func(b *testing.B) { benchChat(b, pg.URL, "sk-seed2-target-only", "AgentX-LLM") })
 }
