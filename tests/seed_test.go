@@ -82,14 +82,27 @@ func chatUpstreamModel(t *testing.T, g *gw, up *upstream, key, model string) (in
 	return status, up.last(t).Model
 }
 
-// retrieveStatus retrieves model through openai-go.
+// retrieveStatus retrieves model through openai-go; a retrieved model must
+// be the same object the list shows.
 func retrieveStatus(t *testing.T, g *gw, key, model string) int {
 	t.Helper()
 	c := g.client(key)
 	m, err := c.Models.Get(t.Context(), model)
 	status := apiStatus(t, err)
-	if status == http.StatusOK && m.ID != model {
+	if status != http.StatusOK {
+		return status
+	}
+	if m.ID != model {
 		t.Errorf("Models.Get(%q).ID = %q, want %q", model, m.ID, model)
+	}
+	page, err := c.Models.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range page.Data {
+		if l.ID == model && (l.OwnedBy != m.OwnedBy || l.Created != m.Created) {
+			t.Errorf("Models.Get(%q) = owned_by %q created %d, list says %q %d", model, m.OwnedBy, m.Created, l.OwnedBy, l.Created)
+		}
 	}
 	return status
 }

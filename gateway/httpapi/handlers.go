@@ -187,9 +187,13 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	}}
 }
 
-// OwnedBy is the owned_by of a model object: the provider of the first
+// OwnedBy is the owned_by of a model object, as the catalog reports it in
+// the list: "gateway" for an alias, else the provider of the first
 // deployment serving it.
 func OwnedBy(res gateway.Resolution) string {
+	if len(res.Chain) > 0 && res.Chain[0].Kind == gateway.LinkAlias {
+		return "gateway"
+	}
 	if len(res.Deployments) > 0 && res.Deployments[0].Provider != "" {
 		return res.Deployments[0].Provider
 	}
