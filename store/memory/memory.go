@@ -31,7 +31,6 @@ type Store struct {
 
 	subMu  sync.Mutex
 	subs   []*subscriber
-	now    func() time.Time
 	nextID int
 }
 
@@ -47,7 +46,6 @@ func New() *Store {
 		keys:  make(map[string]*gateway.Key),
 		teams: make(map[string]*gateway.Team),
 		users: make(map[string]*gateway.User),
-		now:   time.Now,
 	}
 }
 
@@ -523,7 +521,8 @@ func (s *Store) Upsert(_ context.Context, teams []gateway.Team, users []gateway.
 
 // Subscribe implements gateway.Store. fn is called by the writing goroutine
 // after the write is applied and before the write method returns, outside
-// the store's lock; there is no other replica, so it never receives nil.
+// the store's lock (so concurrent writes mean concurrent calls); there is no
+// other replica, so it never receives nil.
 func (s *Store) Subscribe(ctx context.Context, fn func([]gateway.Change)) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
@@ -627,7 +626,7 @@ func (s *Store) deleteKeysOfLocked(match func(*gateway.Key) bool) []string {
 }
 
 // stamp is the creation time of a new record, as PostgreSQL would store it.
-func (s *Store) stamp() time.Time { return normTime(s.now()) }
+func (s *Store) stamp() time.Time { return normTime(time.Now()) }
 
 func changes(kind string, ids []string) []gateway.Change {
 	var ch []gateway.Change

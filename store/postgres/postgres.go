@@ -181,8 +181,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Subscribe implements gateway.Store. fn is called after this Store's own
 // writes by the writing goroutine, before the write method returns, and for
-// other replicas' writes by the listen goroutine; nil after the listen
-// connection was lost and restored.
+// other replicas' writes by the listen goroutine, with nil after the listen
+// connection was lost and restored. Calls may be concurrent.
 func (s *Store) Subscribe(ctx context.Context, fn func([]gateway.Change)) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("subscribe: %w", err)

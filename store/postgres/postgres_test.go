@@ -261,6 +261,32 @@ func TestDatabaseDownAndBack(t *testing.T) {
 	}
 }
 
+func TestStartAgainAfterFailure(t *testing.T) {
+	cluster := pgtest.StartCluster(t)
+	if err := postgres.Migrate(t.Context(), cluster.URL); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.New(postgres.Config{URL: cluster.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	cluster.Stop(t)
+	if err := s.Start(t.Context()); !errors.Is(err, gateway.ErrUnavailable) {
+		t.Fatalf("Start with the database down = %v, want ErrUnavailable", err)
+	}
+	cluster.Start(t)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatalf("Start once the database is up = %v, want nil", err)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping = %v, want nil", err)
+	}
+	if err := s.Start(t.Context()); err == nil {
+		t.Error("Start of a started store = nil, want an error")
+	}
+}
+
 func TestKeysStoredOnlyAsHashes(t *testing.T) {
 	url := migrated(t)
 	s := open(t, url)

@@ -204,6 +204,7 @@ func diffUser(got, want *gateway.User) string {
 // diffs collects field differences.
 type diffs []string
 
+// String lists the differences; empty when there are none.
 func (d diffs) String() string {
 	if len(d) == 0 {
 		return ""
