@@ -67,6 +67,10 @@ type Config struct {
 	Logger *slog.Logger
 	// EvalTimeout bounds one evaluation; zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// NoSpecialise turns off the per-principal partial evaluation of the
+	// entry points (partial.go): every request then evaluates the general
+	// policy. For comparisons and troubleshooting; results are the same.
+	NoSpecialise bool
 }
 
 // Engine evaluates the policy. It implements gateway.Authorizer and is safe
@@ -74,6 +78,7 @@ type Config struct {
 type Engine struct {
 	log     *slog.Logger
 	timeout time.Duration
+	special bool // specialise the policy per principal
 	cur     atomic.Pointer[state]
 	loadMu  sync.Mutex // serialises Load
 	cands   candidateCache
@@ -92,11 +97,12 @@ type state struct {
 	decision oparego.PreparedEvalQuery
 	visible  oparego.PreparedEvalQuery
 	layers   *oparego.PreparedEvalQuery // nil when the policy has no layers rule
+	spec     *specCache                 // per-principal residual queries
 }
 
 // New compiles the configured bundles and prepares the entry-point queries.
 func New(cfg Config) (*Engine, error) {
-	e := &Engine{log: cfg.Logger, timeout: cfg.EvalTimeout}
+	e := &Engine{log: cfg.Logger, timeout: cfg.EvalTimeout, special: !cfg.NoSpecialise}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Load(fsys ...fs.FS) error {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
-	st, err := build(context.Background(), fsys)
+	st, err := build(context.Background(), fsys, e.timeout)
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)
 	}
@@ -123,8 +129,9 @@ func (e *Engine) Load(fsys ...fs.FS) error {
 	return nil
 }
 
-// build reads, compiles and prepares a new state.
-func build(ctx context.Context, fss []fs.FS) (*state, error) {
+// build reads, compiles and prepares a new state; timeout bounds each
+// per-principal specialisation.
+func build(ctx context.Context, fss []fs.FS, timeout time.Duration) (*state, error) {
 	lbs, err := readBundles(fss, false)
 	if err != nil {
 		return nil, err
@@ -133,7 +140,7 @@ func build(ctx context.Context, fss []fs.FS) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &state{loadedAt: time.Now()}
+	st := &state{loadedAt: time.Now(), spec: newSpecCache(compiler, store, timeout)}
 	revs := make([]string, 0, len(lbs))
 	for _, lb := range lbs {
 		st.bundles = append(st.bundles, lb.info)
@@ -192,11 +199,15 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 		return failClosed(), errors.New("decide: nil input")
 	}
 	st := e.cur.Load()
-	v, err := e.inputValue(in)
+	key, team, user, err := e.principalTerms(in)
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}
-	t, err := e.eval(ctx, st.decision, v)
+	q := st.decision
+	if sp := e.specialised(ctx, st, in, key, team, user); sp != nil && sp.decision != nil {
+		q = *sp.decision
+	}
+	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user))
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}
@@ -218,11 +229,15 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 		return map[string]struct{}{}, nil
 	}
 	st := e.cur.Load()
-	v, err := e.inputValue(in)
+	key, team, user, err := e.principalTerms(in)
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
-	t, err := e.eval(ctx, st.visible, v)
+	q := st.visible
+	if sp := e.specialised(ctx, st, in, key, team, user); sp != nil && sp.visible != nil {
+		q = *sp.visible
+	}
+	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user))
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
@@ -231,6 +246,19 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
 	return ids, nil
+}
+
+// specialised returns the principal's residual queries under st, or nil
+// when specialisation is off.
+func (e *Engine) specialised(ctx context.Context, st *state, in *gateway.Input, key, team, user *ast.Term) *specialised {
+	if !e.special {
+		return nil
+	}
+	var k specKey
+	if p := in.Principal; p != nil {
+		k = specKey{key: p.Key, team: p.Team, user: p.User}
+	}
+	return st.spec.get(ctx, k, key, team, user)
 }
 
 // Layer is one layer of the model rule for input.model (LayersQuery).

@@ -55,25 +55,42 @@ var (
 // inputValue builds the input document (DESIGN §6) for in. Absent principal
 // parts and model are null; lists are never null.
 func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
-	var key, team, user *ast.Term = ast.InternedNullTerm, ast.InternedNullTerm, ast.InternedNullTerm
-	if p := in.Principal; p != nil {
-		var err error
-		if p.Key != nil {
-			if key, err = e.keys.get(p.Key, keyTerm); err != nil {
-				return nil, err
-			}
-		}
-		if p.Team != nil {
-			if team, err = e.teams.get(p.Team, teamTerm); err != nil {
-				return nil, err
-			}
-		}
-		if p.User != nil {
-			if user, err = e.users.get(p.User, userTerm); err != nil {
-				return nil, err
-			}
+	key, team, user, err := e.principalTerms(in)
+	if err != nil {
+		return nil, err
+	}
+	return e.inputWith(in, key, team, user), nil
+}
+
+// principalTerms converts the principal's records (cached by identity);
+// absent ones are null.
+func (e *Engine) principalTerms(in *gateway.Input) (key, team, user *ast.Term, err error) {
+	key, team, user = ast.InternedNullTerm, ast.InternedNullTerm, ast.InternedNullTerm
+	p := in.Principal
+	if p == nil {
+		return key, team, user, nil
+	}
+	if p.Key != nil {
+		if key, err = e.keys.get(p.Key, keyTerm); err != nil {
+			return nil, nil, nil, err
 		}
 	}
+	if p.Team != nil {
+		if team, err = e.teams.get(p.Team, teamTerm); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if p.User != nil {
+		if user, err = e.users.get(p.User, userTerm); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return key, team, user, nil
+}
+
+// inputWith builds the input document for in around converted principal
+// records.
+func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Value {
 	model := ast.InternedNullTerm
 	if in.Model != nil {
 		model = modelTerm(in.Model)
@@ -94,7 +111,7 @@ func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
 		[2]*ast.Term{kModel, model},
 		[2]*ast.Term{kCandidates, cands},
 		[2]*ast.Term{kNow, timeTerm(now)},
-	), nil
+	)
 }
 
 func requestTerm(r *gateway.RequestInfo) *ast.Term {

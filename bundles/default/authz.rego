@@ -22,46 +22,97 @@ default decision := {
 	"reasons": ["default: no rule allowed the request"],
 }
 
-# The allow branches come first, one per route class, so that an allowed
-# request is recognised in one pass with a constant answer (no reasons are
-# built on the allow path). The deny branches after them only pick the
-# answer; one that fails to evaluate falls through to the next deny or to the
-# default deny, never to an allow.
-decision := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["health: open to everyone"]} if {
+# decision has no else chain: OPA cannot partially evaluate ordered rules,
+# and the engine specialises this rule for each principal (the key, team and
+# user known, the request unknown). The order of the branches is written out
+# instead: the allow rule comes first, then each deny requires that no allow
+# and no earlier deny applies. An allowed request is recognised with a
+# constant answer (no reasons are built on the allow path).
+decision := {"allow": true, "status": 200, "code": "", "message": "", "reasons": [reason]} if {
+	reason := _allow_reason
+}
+
+decision := _deny(401, "invalid_api_key", "Authentication required.", ["key: missing"]) if {
+	not _allow_reason
+	not _key_present
+}
+
+decision := _deny(401, "invalid_api_key", "The API key is blocked or expired.", ["key: blocked or expired"]) if {
+	not _allow_reason
+	is_object(input.key)
+	not _key_usable
+}
+
+decision := _deny(403, "permission_denied", "The team of this key is blocked.", ["team: blocked"]) if {
+	not _allow_reason
+	_key_usable
+	input.team.blocked == true
+}
+
+decision := _deny(403, "permission_denied", "This route needs an admin key.", ["admin: role admin or proxy_admin required"]) if {
+	not _allow_reason
+	_key_usable
+	not input.team.blocked == true
+	_admin_denied
+}
+
+decision := _deny(404, "model_not_found", _model_not_found_message, _model_reasons) if {
+	not _allow_reason
+	_key_usable
+	not input.team.blocked == true
+	_model_denied
+}
+
+decision := _deny(403, "policy_denied", concat("; ", sort(_custom_deny)), _custom_reasons) if {
+	not _allow_reason
+	_key_usable
+	not input.team.blocked == true
+	not _admin_denied
+	not _model_denied
+	count(_custom_deny) > 0
+}
+
+# _allow_reason is the reason of an allowed request, one rule per route
+# class; undefined when the request is not allowed.
+_allow_reason := "health: open to everyone" if {
 	input.request.route == "health"
-} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["model: every layer that restricts permits it"]} if {
+}
+
+_allow_reason := "model: every layer that restricts permits it" if {
 	input.request.route == "inference"
 	_principal_usable
 	_model_allowed
 	not _custom_denied
-} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["model: every layer that restricts permits it"]} if {
+}
+
+_allow_reason := "model: every layer that restricts permits it" if {
 	input.request.route == "models.get"
 	_principal_usable
 	_model_allowed
 	not _custom_denied
-} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": ["models.list: open to every valid key; the list is filtered by visible_models"]} if {
+}
+
+_allow_reason := "models.list: open to every valid key; the list is filtered by visible_models" if {
 	input.request.route == "models.list"
 	_principal_usable
 	not _custom_denied
-} else := {"allow": true, "status": 200, "code": "", "message": "", "reasons": [reason]} if {
+}
+
+_allow_reason := reason if {
 	input.request.route == "admin"
 	_principal_usable
 	reason := _admin_reason
 	not _custom_denied
-} else := _deny(401, "invalid_api_key", "Authentication required.", ["key: missing"]) if {
-	not is_object(input.key)
-} else := _deny(401, "invalid_api_key", "The API key is blocked or expired.", ["key: blocked or expired"]) if {
-	not _key_usable
-} else := _deny(403, "permission_denied", "The team of this key is blocked.", ["team: blocked"]) if {
-	input.team.blocked == true
-} else := _deny(403, "permission_denied", "This route needs an admin key.", ["admin: role admin or proxy_admin required"]) if {
+}
+
+_admin_denied if {
 	input.request.route == "admin"
 	not _admin_reason
-} else := _deny(404, "model_not_found", _model_not_found_message, _model_reasons) if {
+}
+
+_model_denied if {
 	input.request.route in {"inference", "models.get"}
 	not _model_allowed
-} else := _deny(403, "policy_denied", concat("; ", sort(_custom_deny)), _custom_reasons) if {
-	count(_custom_deny) > 0
 }
 
 # _principal_usable holds when the key is usable (which needs a key object)
@@ -98,30 +149,57 @@ _key_usable if {
 # _admin_reason is why an admin route is allowed; undefined when it is not.
 _admin_reason := "admin: key role admin" if {
 	input.key.role == "admin"
-} else := "admin: user role proxy_admin" if {
+}
+
+_admin_reason := "admin: user role proxy_admin" if {
+	not input.key.role == "admin"
 	input.user.role == "proxy_admin"
-} else := "admin: key reading its own key info" if {
+}
+
+_admin_reason := "admin: key reading its own key info" if {
+	not input.key.role == "admin"
+	not input.user.role == "proxy_admin"
 	input.request.operation == "key.info"
 	input.request.self == true
 }
 
 _model_allowed if {
 	input.model.found == true
-	count(_permitted([input.model])) == 1
+	_model_ok(input.model)
 }
 
 _requested := r if {
 	r := input.model.requested
 	is_string(r)
-} else := ""
+}
+
+_requested := "" if not _requested_is_string
 
 _model_not_found_message := concat("", ["The model `", _requested, "` does not exist or you do not have access to it."])
 
 _model_reasons := ["model: not found"] if {
-	input.model.found != true
-} else := ["model: empty chain"] if {
-	count(input.model.names) == 0
-} else := [_denied_layer_reason(l, input.model) | some l in ["key", "team", "user"]]
+	_model_unfound
+}
+
+_model_reasons := ["model: empty chain"] if {
+	not _model_unfound
+	_model_empty
+}
+
+_model_reasons := [_denied_layer_reason("key"), _denied_layer_reason("team"), _denied_layer_reason("user")] if {
+	not _model_unfound
+	not _model_empty
+}
+
+# Helpers for negations: OPA evaluates the references in a negated call
+# before the negation, so "not f(input.x)" fails when input.x is undefined.
+_key_present if is_object(input.key)
+
+_model_unfound if input.model.found != true
+
+_model_empty if count(input.model.names) == 0
+
+_requested_is_string if is_string(input.model.requested)
 
 # _custom_denied holds when data.gateway.custom.deny has any element; it is
 # the cheap test of the allow path (without a custom bundle the reference is
@@ -139,8 +217,8 @@ _custom_deny contains msg if {
 	msg := _message(m)
 }
 
-_message(m) := m if {
-	is_string(m)
-} else := sprintf("%v", [m])
+_message(m) := m if is_string(m)
+
+_message(m) := sprintf("%v", [m]) if not is_string(m)
 
 _custom_reasons := [concat("", ["custom: ", m]) | some m in sort(_custom_deny)]

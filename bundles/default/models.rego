@@ -1,6 +1,7 @@
 # The model rule: whether a principal may use a model (DESIGN §5, §10.6).
-# Listing (visible_models), retrieving and calling (decision) all ask the one
-# helper _permitted, so "listed" and "allowed" cannot drift apart.
+# Listing (visible_models), retrieving and calling (decision) all match the
+# entries through the one compiled form of the lists (_checks), so "listed"
+# and "allowed" cannot drift apart.
 #
 # Three layers, key, team and user, each hold an allow-list. Every layer that
 # restricts must permit. A layer with an empty list (or a null team or user)
@@ -24,10 +25,13 @@ _layer_names := ["key", "team", "user"]
 # title: Visible models
 # description: |
 #   The ids of input.candidates the caller may see, decided by the same model
-#   rule as decision (_permitted). Custom deny rules do not filter the list
-#   (DESIGN §10.10).
+#   rule as decision (_checks, below). Custom deny rules do not filter the
+#   list (DESIGN §10.10).
 # entrypoint: true
-visible_models := {input.candidates[i].id | some i in _permitted(input.candidates)}
+visible_models contains input.candidates[i].id if {
+	some i in _user_hits
+	count(input.candidates[i].names) > 0 # an empty chain is permitted nothing
+}
 
 # METADATA
 # title: Layers
@@ -45,18 +49,18 @@ layers := {l: _layer_report(l, names, groups) |
 	groups := input.model.access_groups
 }
 
-# _permitted is THE model rule. Given an array of objects with "names" (the
-# chain) and "access_groups" (the candidates of a list, or the one model of a
-# request) it returns the set of indices the principal may use.
+# The model rule has one meaning in two forms, and the policy tests run every
+# case through both. Both read the layer lists compiled once into sets
+# (_checks), so that an entry is matched the same way in each:
 #
-# It has two plans with one meaning, and the policy tests run every case
-# through both: a few models are checked one by one against the raw lists
-# (_permitted_each); a list is narrowed layer by layer with the lists
-# compiled once into sets (_permitted_sets), so that the work per candidate
-# is a few set lookups.
-_permitted(models) := _permitted_each(models) if {
-	count(models) <= 4
-} else := _permitted_sets(models)
+#   - _model_ok(m) checks one model (a request's), layer by layer;
+#   - _key_hits, _team_hits and _user_hits narrow the candidate list layer by
+#     layer, so that the work per candidate is a few set lookups.
+#
+# Neither uses else or a function inside a comprehension: the engine
+# partially evaluates the entry points once per principal (DESIGN §8), and
+# OPA keeps such rules whole instead of specialising them. The principal's
+# lists then become constants in the residual policy.
 
 # --- The layer lists -------------------------------------------------------
 
@@ -125,57 +129,160 @@ _restricts := {l |
 
 _configured := {"key": input.key.models, "team": _team_list, "user": _user_list}
 
-# --- Plan 1: model by model ------------------------------------------------
+# --- One model ------------------------------------------------------------
 
-_permitted_each(models) := {i |
-	some i, m in models
-	count(m.names) > 0
-	probe := array.concat(array.concat(m.names, m.access_groups), ["*", "all-proxy-models"])
-	_layer_ok(_key_list, probe, m.names)
-	_layer_ok(_team_list, probe, m.names)
-	_layer_ok(_user_list, probe, m.names)
+# _model_ok tells whether the principal may use model m, an object with
+# "names" (the chain) and "access_groups".
+_model_ok(m) if {
+	count(m.names) > 0 # an empty chain is permitted nothing
+	_layer_permits("key", m)
+	_layer_permits("team", m)
+	_layer_permits("user", m)
 }
 
-# _layer_ok tells whether a layer's list es permits a model. probe is what
-# an entry may equal to permit it: a chain name, an access group, "*" or
-# "all-proxy-models"; the two other special values never match as names.
-# The branches are ordered by cost; each stops at its first match. Constants
-# are written inline: on this hot path a rule reference costs more than the
-# comparison.
-_layer_ok(es, probe, names) if {
-	count(es) == 0
-} else if {
-	some e in es
-	e in probe
-	e != "all-team-models"
-	e != "no-default-models"
-} else if {
-	some e in es
-	endswith(e, "*")
-	p := trim_suffix(e, "*")
-	not contains(p, "*")
-	strings.any_prefix_match(names, p)
-} else if {
-	some e in es
-	contains(trim_suffix(e, "*"), "*")
-	p := _glob_pattern(e)
-	some n in names
+# _layer_permits tells whether layer l permits model m: the layer does not
+# restrict, or a chain name or access group is an exact entry, or a chain
+# name matches a glob entry. Globs never match access groups; the entry "*"
+# is the empty prefix and matches every name.
+_layer_permits(l, _) if _open[l]
+
+_layer_permits(l, m) if {
+	exact := _checks[l].exact
+	count(exact) > 0
+	some n in m.names
+	n in exact
+}
+
+_layer_permits(l, m) if {
+	exact := _checks[l].exact
+	count(exact) > 0
+	some g in m.access_groups
+	g in exact
+}
+
+_layer_permits(l, m) if {
+	ps := _checks[l].prefixes
+	count(ps) > 0
+	strings.any_prefix_match(m.names, ps)
+}
+
+_layer_permits(l, m) if {
+	some p in _checks[l].patterns
+	some n in m.names
 	glob.match(p, null, n)
 }
 
-# --- Plan 2: set by set ----------------------------------------------------
+# --- A list ---------------------------------------------------------------
 
-_permitted_sets(models) := {i |
-	some i, m in _keep(_keep(_keep(models, "key"), "team"), "user")
-	count(m.names) > 0 # an empty chain is permitted nothing
+# The indices of input.candidates the key layer permits, then those of them
+# the team layer permits, then the user layer. One rule per layer and kind of
+# entry: the kinds a layer does not use cost nothing.
+_key_hits contains i if {
+	_open.key
+	some i, _ in input.candidates
 }
 
-# _keep narrows s to the models layer l permits. s is the array of models or
-# an object from index to model (the survivors of a previous layer); both
-# iterate as index, model.
-_keep(s, l) := s if {
-	_open[l]
-} else := {i: s[i] | some i in _hits(s, _checks[l])}
+_key_hits contains i if {
+	exact := _checks.key.exact
+	count(exact) > 0
+	some i, c in input.candidates
+	some n in c.names
+	n in exact
+}
+
+_key_hits contains i if {
+	exact := _checks.key.exact
+	count(exact) > 0
+	some i, c in input.candidates
+	some g in c.access_groups
+	g in exact
+}
+
+_key_hits contains i if {
+	ps := _checks.key.prefixes
+	count(ps) > 0
+	some i, c in input.candidates
+	strings.any_prefix_match(c.names, ps)
+}
+
+_key_hits contains i if {
+	some p in _checks.key.patterns
+	some i, c in input.candidates
+	some n in c.names
+	glob.match(p, null, n)
+}
+
+_team_hits contains i if {
+	_open.team
+	some i in _key_hits
+}
+
+_team_hits contains i if {
+	exact := _checks.team.exact
+	count(exact) > 0
+	some i in _key_hits
+	some n in input.candidates[i].names
+	n in exact
+}
+
+_team_hits contains i if {
+	exact := _checks.team.exact
+	count(exact) > 0
+	some i in _key_hits
+	some g in input.candidates[i].access_groups
+	g in exact
+}
+
+_team_hits contains i if {
+	ps := _checks.team.prefixes
+	count(ps) > 0
+	some i in _key_hits
+	strings.any_prefix_match(input.candidates[i].names, ps)
+}
+
+_team_hits contains i if {
+	some p in _checks.team.patterns
+	some i in _key_hits
+	some n in input.candidates[i].names
+	glob.match(p, null, n)
+}
+
+_user_hits contains i if {
+	_open.user
+	some i in _team_hits
+}
+
+_user_hits contains i if {
+	exact := _checks.user.exact
+	count(exact) > 0
+	some i in _team_hits
+	some n in input.candidates[i].names
+	n in exact
+}
+
+_user_hits contains i if {
+	exact := _checks.user.exact
+	count(exact) > 0
+	some i in _team_hits
+	some g in input.candidates[i].access_groups
+	g in exact
+}
+
+_user_hits contains i if {
+	ps := _checks.user.prefixes
+	count(ps) > 0
+	some i in _team_hits
+	strings.any_prefix_match(input.candidates[i].names, ps)
+}
+
+_user_hits contains i if {
+	some p in _checks.user.patterns
+	some i in _team_hits
+	some n in input.candidates[i].names
+	glob.match(p, null, n)
+}
+
+# --- Compiled lists ----------------------------------------------------------
 
 # _checks compiles the list of each layer that restricts into exact entries
 # (model, alias and access-group names), literal prefixes of "prefix*"
@@ -201,38 +308,6 @@ _compile(es) := {"exact": exact, "prefixes": prefixes, "patterns": patterns} if 
 	}
 }
 
-# _hits are the indices of s with a chain name or access group among the
-# exact entries, or a chain name matching a glob entry.
-_hits(s, chk) := (_exact_hits(s, chk.exact) | _prefix_hits(s, chk.prefixes)) | _pattern_hits(s, chk.patterns)
-
-_exact_hits(s, exact) := set() if {
-	count(exact) == 0
-} else := {i |
-	some i, m in s
-	some n in m.names
-	exact[n]
-} | {i |
-	some i, m in s
-	some g in m.access_groups
-	exact[g]
-}
-
-_prefix_hits(s, prefixes) := set() if {
-	count(prefixes) == 0
-} else := {i |
-	some i, m in s
-	strings.any_prefix_match(m.names, prefixes)
-}
-
-_pattern_hits(s, patterns) := set() if {
-	count(patterns) == 0
-} else := {i |
-	some i, m in s
-	some n in m.names
-	some p in patterns
-	glob.match(p, null, n)
-}
-
 # _glob_pattern turns an allow-list entry into a glob.match pattern (used with
 # null delimiters): "*" stays a wildcard, every other character is literal.
 _glob_pattern(e) := replace(glob.quote_meta(e), "\\*", "*")
@@ -243,12 +318,12 @@ _glob_pattern(e) := replace(glob.quote_meta(e), "\\*", "*")
 # it.
 _layer_allows(l, names, groups) if {
 	count(names) > 0
-	_layer_ok(_lists[l], array.concat(array.concat(names, groups), ["*", "all-proxy-models"]), names)
+	_layer_permits(l, {"names": names, "access_groups": groups})
 }
 
 # _entry_permits tells whether one configured entry permits the model. It is
 # the per-entry form of the layer test, used only to report matched entries;
-# the policy tests check that it agrees with _permitted.
+# the policy tests check that it agrees with _model_ok.
 _entry_permits(_, e, _, _) if _grants_everything[e]
 
 _entry_permits(_, e, names, groups) if {
@@ -294,12 +369,29 @@ _first(xs) := xs[0] if {
 # (every layer that restricts permits it); a denied one a verdict per layer,
 # not entry by entry (that is what layers is for), to keep decisions cheap.
 
-# _denied_layer_reason describes a layer of a model that was not allowed.
-_denied_layer_reason(l, model) := concat("", [l, ": does not restrict"]) if {
+# _denied_layer_reason describes layer l for input.model, a model that was
+# not allowed.
+_denied_layer_reason(l) := concat("", [l, ": does not restrict"]) if {
 	not _restricts[l]
-} else := concat("", [l, ": no-default-models on a personal key"]) if {
-	l == "user"
-	_user_list == ["no-default-models"]
-} else := concat("", [l, ": permits"]) if {
-	_layer_allows(l, model.names, model.access_groups)
-} else := concat("", [l, ": no entry matches"])
+}
+
+_denied_layer_reason(l) := concat("", [l, ": no-default-models on a personal key"]) if {
+	_restricts[l]
+	_no_default_models(l)
+}
+
+_denied_layer_reason(l) := concat("", [l, ": permits"]) if {
+	_restricts[l]
+	not _no_default_models(l)
+	_model_layer_allows(l)
+}
+
+_denied_layer_reason(l) := concat("", [l, ": no entry matches"]) if {
+	_restricts[l]
+	not _no_default_models(l)
+	not _model_layer_allows(l)
+}
+
+_no_default_models("user") if _user_list == ["no-default-models"]
+
+_model_layer_allows(l) if _layer_allows(l, input.model.names, input.model.access_groups)

@@ -24,6 +24,9 @@ _model_cases := [
 	{"note": "key inner glob", "key": ["open*/gpt-*"], "allow": true},
 	{"note": "glob star matches an empty run", "key": ["gpt-4o*"], "allow": true},
 	{"note": "glob does not match access groups", "key": ["default-*"], "allow": false},
+	{"note": "glob equal to an access group's name", "key": ["team-*"], "groups": ["team-*"], "allow": false},
+	{"note": "team glob equal to an access group's name", "key": [], "team": ["*-models"], "groups": ["*-models"], "allow": false},
+	{"note": "user star-only group name", "key": [], "user": ["**"], "names": [], "groups": ["**"], "allow": false},
 	# Special values.
 	{"note": "key star", "key": ["*"], "allow": true},
 	{"note": "key all-proxy-models", "key": ["all-proxy-models"], "allow": true},
@@ -83,7 +86,8 @@ _model_cases := [
 	{"note": "user models missing", "key": [], "user": [], "override": {"user": {"models": null}}, "allow": false},
 ]
 
-# _permitted has two plans; every case goes through both.
+# The model rule has two forms (one model, a list); every case goes through
+# both.
 test_model_rule_both_plans[note] if {
 	some tc in _model_cases
 	inp := _t_input(tc)
@@ -96,16 +100,15 @@ test_model_rule_both_plans[note] if {
 	_t_plan_ok(tc, inp, each)
 }
 
-# An undefined plan result (malformed input) counts as nothing permitted.
-_t_plan_each(ms) := x if {
-	x := _permitted_each(ms)
-} else := set()
+# _t_plan_each is the one-model form over ms, _t_plan_sets the list form
+# (the list is input.candidates): the indices of ms each permits.
+_t_plan_each(ms) := {i | some i, m in ms; _model_ok(m)}
 
-_t_plan_sets(ms) := x if {
-	x := _permitted_sets(ms)
-} else := set()
+_t_plan_sets(ms) := {i | some i in hits; count(ms[i].names) > 0} if {
+	hits := _user_hits with input.candidates as ms
+}
 
-# _permitted does not look at found; decision does.
+# The model rule does not look at found; decision does.
 _t_plan_ok(tc, _, got) if {
 	tc.allow
 	got == {0}
@@ -296,7 +299,7 @@ _t_layer_agrees(rep, l) := x if {
 } else := false
 
 _t_model_permitted(names, groups) if {
-	count(_permitted([{"names": names, "access_groups": groups}])) == 1
+	_model_ok({"names": names, "access_groups": groups})
 } else := false
 
 _t_layer_permits(l, names, groups) if {

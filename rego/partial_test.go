@@ -1,0 +1,113 @@
+package rego
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// TestSpecialisedEqualsGeneral checks that the per-principal residual
+// policies give exactly the decisions and lists of the general policy, for
+// random principals mixing every kind of entry, on every route class, with
+// and without a custom bundle.
+func TestSpecialisedEqualsGeneral(t *testing.T) {
+	for _, custom := range []bool{false, true} {
+		t.Run(fmt.Sprintf("custom=%v", custom), func(t *testing.T) {
+			general := engineWith(t, true, custom)
+			special := engineWith(t, false, custom)
+			checkEquivalent(t, general, special)
+			if n := special.cur.Load().spec.errs.Load(); !custom && n != 0 {
+				t.Errorf("%d specialisations failed; the default policy should always specialise", n)
+			}
+		})
+	}
+}
+
+func engineWith(t *testing.T, noSpecialise, custom bool) *Engine {
+	t.Helper()
+	cfg := Config{NoSpecialise: noSpecialise}
+	if custom {
+		cfg.Bundles = append(cfg.Bundles, bundleFS(customBundle))
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return e
+}
+
+func checkEquivalent(t *testing.T, general, special *Engine) {
+	t.Helper()
+	entries := []string{
+		"gpt-4o", "gpt-4o-mini", "o1-mini", "claude", "AgentX-LLM", "fast", "openai/gpt-4o",
+		"openrouter/qwen/qwen3.5-flash-02-23", "anthropic/claude-sonnet-4", "unknown-model",
+		"default-models", "restricted-models", "openai/*", "*-mini", "anthropic/*", "*", "o*-mini",
+		"all-proxy-models", "all-team-models", "no-default-models",
+	}
+	list := candidates()
+	routes := []string{gateway.RouteInference, gateway.RouteModelsList, gateway.RouteModelsGet, gateway.RouteAdmin, gateway.RouteHealth}
+	r := rand.New(rand.NewPCG(7, 11))
+	pick := func() []string {
+		switch r.IntN(5) {
+		case 0:
+			return nil // layer absent (team, user) or unrestricted (key)
+		case 1:
+			return []string{}
+		}
+		out := make([]string, 1+r.IntN(3))
+		for i := range out {
+			out[i] = entries[r.IntN(len(entries))]
+		}
+		return out
+	}
+	for i := range 150 {
+		p := principal(pick(), pick(), pick())
+		p.Key.Blocked = r.IntN(10) == 0
+		if r.IntN(8) == 0 {
+			p.Key.Role = gateway.RoleAdmin
+		}
+		if p.Team != nil {
+			p.Team.Blocked = r.IntN(10) == 0
+			if r.IntN(3) == 0 {
+				p.Key.Metadata = map[string]any{"cost_center": "r&d"}
+			}
+		}
+		in := &gateway.Input{Principal: p, Candidates: list, Now: testNow}
+		in.Request = request(routes[r.IntN(len(routes))])
+		in.Request.Stream = r.IntN(4) == 0
+		gv, gerr := general.VisibleModels(t.Context(), in)
+		sv, serr := special.VisibleModels(t.Context(), in)
+		if (gerr != nil) != (serr != nil) || !maps.Equal(gv, sv) {
+			t.Fatalf("principal %d %+v: visible general = %v (%v), specialised = %v (%v)",
+				i, lists(p), slices.Sorted(maps.Keys(gv)), gerr, slices.Sorted(maps.Keys(sv)), serr)
+		}
+		for _, c := range append(slices.Clone(list.Items), gateway.Candidate{ID: "nowhere", Names: nil}) {
+			in.Model = resolution(c.ID, c.Names, c.AccessGroups...)
+			if c.Names == nil {
+				in.Model = &gateway.Resolution{Requested: c.ID}
+			}
+			gd, gerr := general.Decide(t.Context(), in)
+			sd, serr := special.Decide(t.Context(), in)
+			if (gerr != nil) != (serr != nil) || !equalDecision(gd, sd) {
+				t.Fatalf("principal %d %+v route %s model %s: general = %+v (%v), specialised = %+v (%v)",
+					i, lists(p), in.Request.Route, c.ID, gd, gerr, sd, serr)
+			}
+		}
+	}
+}
+
+func lists(p *gateway.Principal) [3][]string {
+	var out [3][]string
+	out[0] = p.Key.Models
+	if p.Team != nil {
+		out[1] = p.Team.Models
+	}
+	if p.User != nil {
+		out[2] = p.User.Models
+	}
+	return out
+}
