@@ -233,11 +233,9 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
-	q := st.visible
-	if sp := e.specialised(ctx, st, in, key, team, user); sp != nil && sp.visible != nil {
-		q = *sp.visible
-	}
-	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user))
+	// The list is not specialised: narrowing it through
+	// input.candidate_index is a few set operations either way.
+	t, err := e.eval(ctx, st.visible, e.inputWith(in, key, team, user))
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,9 @@ var (
 	kResolved     = ast.StringTerm("resolved")
 	kWildcard     = ast.StringTerm("wildcard")
 	kAccessGroups = ast.StringTerm("access_groups")
+	kIndex        = ast.StringTerm("candidate_index")
+	kIDs          = ast.StringTerm("ids")
+	kPrefixes     = ast.StringTerm("prefixes")
 )
 
 // inputValue builds the input document (DESIGN §6) for in. Absent principal
@@ -95,9 +99,10 @@ func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Val
 	if in.Model != nil {
 		model = modelTerm(in.Model)
 	}
-	cands := ast.InternedEmptyArray
+	cands, index := ast.InternedEmptyArray, ast.InternedNullTerm
 	if in.Candidates != nil {
-		cands = e.cands.get(in.Candidates).term
+		cl := e.cands.get(in.Candidates)
+		cands, index = cl.term, cl.index
 	}
 	now := in.Now
 	if now.IsZero() {
@@ -110,6 +115,7 @@ func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Val
 		[2]*ast.Term{kUser, user},
 		[2]*ast.Term{kModel, model},
 		[2]*ast.Term{kCandidates, cands},
+		[2]*ast.Term{kIndex, index},
 		[2]*ast.Term{kNow, timeTerm(now)},
 	)
 }
@@ -218,7 +224,67 @@ func candidatesTerm(l *gateway.CandidateList) *convertedList {
 		)
 		ids[c.ID] = struct{}{}
 	}
-	return &convertedList{list: l, term: ast.ArrayTerm(items...), ids: ids}
+	return &convertedList{list: l, term: ast.ArrayTerm(items...), index: candidateIndex(l), ids: ids}
+}
+
+// prefixEnds are the characters after which candidateIndex indexes the
+// prefixes of a name: the glob entries people write ("openai/*",
+// "openai/gpt-*", "bedrock:*") end right after one of them. The policy
+// matches other prefixes by scanning the list. Keep in step with
+// _indexed_prefix in bundles/default/models.rego.
+const prefixEnds = "/-:"
+
+// candidateIndex builds input.candidate_index for a list: the ids of the
+// candidates, and sets of ids by chain name, by access group and by name
+// prefix ending in one of prefixEnds. Candidates with an empty chain are
+// permitted nothing and are left out. The index lets the policy narrow a
+// list with set operations instead of visiting every candidate
+// (bundles/default/models.rego, "A list").
+func candidateIndex(l *gateway.CandidateList) *ast.Term {
+	all := ast.NewSet()
+	byName := map[string]ast.Set{}
+	byGroup := map[string]ast.Set{}
+	byPrefix := map[string]ast.Set{}
+	add := func(m map[string]ast.Set, k string, id *ast.Term) {
+		s, ok := m[k]
+		if !ok {
+			s = ast.NewSet()
+			m[k] = s
+		}
+		s.Add(id)
+	}
+	for i := range l.Items {
+		c := &l.Items[i]
+		if len(c.Names) == 0 {
+			continue
+		}
+		id := str(c.ID)
+		all.Add(id)
+		for _, n := range c.Names {
+			add(byName, n, id)
+			for j := 0; j < len(n); j++ {
+				if strings.IndexByte(prefixEnds, n[j]) >= 0 {
+					add(byPrefix, n[:j+1], id)
+				}
+			}
+		}
+		for _, g := range c.AccessGroups {
+			add(byGroup, g, id)
+		}
+	}
+	obj := func(m map[string]ast.Set) *ast.Term {
+		o := ast.NewObject()
+		for k, s := range m {
+			o.Insert(ast.StringTerm(k), ast.NewTerm(s))
+		}
+		return ast.NewTerm(o)
+	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kIDs, ast.NewTerm(all)},
+		[2]*ast.Term{kNames, obj(byName)},
+		[2]*ast.Term{kAccessGroups, obj(byGroup)},
+		[2]*ast.Term{kPrefixes, obj(byPrefix)},
+	)
 }
 
 func str(s string) *ast.Term { return ast.InternedTerm(s) }
@@ -322,9 +388,10 @@ func anyTerm(v any) (*ast.Term, error) {
 
 // convertedList is a candidate list as an OPA array, with its ids.
 type convertedList struct {
-	list *gateway.CandidateList
-	term *ast.Term
-	ids  map[string]struct{}
+	list  *gateway.CandidateList
+	term  *ast.Term
+	index *ast.Term // input.candidate_index
+	ids   map[string]struct{}
 }
 
 // candidateCacheSize bounds the cache. The catalog shares one list between

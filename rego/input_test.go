@@ -21,7 +21,7 @@ func TestInputValue(t *testing.T) {
 			name: "empty input",
 			in:   gateway.Input{Now: testNow},
 			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false},
-				"key": null, "team": null, "user": null, "model": null, "candidates": [], "now": "2026-11-24T12:00:00Z"}`,
+				"key": null, "team": null, "user": null, "model": null, "candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,
 		},
 		{
 			name: "full input",
@@ -54,6 +54,7 @@ func TestInputValue(t *testing.T) {
 					"chain": [{"name": "fast", "kind": "alias", "source": "team"}, {"name": "gpt", "kind": "model_group"}],
 					"names": ["fast", "gpt"], "resolved": "gpt", "wildcard": "g*", "access_groups": ["default"]},
 				"candidates": [{"id": "c", "names": ["c", "p/c"], "access_groups": ["g"]}, {"id": "d", "names": [], "access_groups": []}],
+				"candidate_index": {"ids": {"c"}, "names": {"c": {"c"}, "p/c": {"c"}}, "access_groups": {"g": {"c"}}, "prefixes": {"p/": {"c"}}},
 				"now": "2026-11-24T12:00:00Z"
 			}`,
 		},
@@ -69,7 +70,7 @@ func TestInputValue(t *testing.T) {
 					"metadata": {}, "blocked": false, "expires_at": null},
 				"team": null, "user": null,
 				"model": {"requested": "x", "found": false, "chain": [], "names": [], "resolved": "", "wildcard": null, "access_groups": []},
-				"candidates": [], "now": "2026-11-24T12:00:00Z"}`,
+				"candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,
 		},
 	}
 	e := newEngine(t)

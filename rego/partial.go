@@ -20,12 +20,16 @@ import (
 // A principal's records change rarely and are immutable (a changed record is
 // a new pointer), while every request repeats the same work on them: reading
 // the allow-lists, compiling them into sets, checking roles and expiry. So
-// the first request of a principal partially evaluates the entry points
-// with input.key, input.team and input.user known and the rest of the input
-// unknown. The residual policy has the principal's lists inlined as
+// the first request of a principal partially evaluates the decision
+// entry point with input.key, input.team and input.user known and the rest
+// of the input unknown. The residual policy has the principal's lists as
 // constants; it is compiled on its own and cached for the principal. Every
 // later request of the principal evaluates the residual with the full
 // input, which gives the same result as the general query.
+//
+// visible_models is not specialised: through input.candidate_index it is a
+// few set operations, and its residual would keep comprehensions over the
+// list that cost more than the general rule.
 //
 // When partial evaluation fails, or leaves a reference to a rule it could
 // not specialise (OPA keeps rules with else and functions called inside
@@ -43,7 +47,7 @@ const (
 )
 
 // peUnknowns are the parts of the input a principal does not fix.
-var peUnknowns = []string{"input.request", "input.model", "input.candidates", "input.now"}
+var peUnknowns = []string{"input.request", "input.model", "input.candidates", "input.candidate_index", "input.now"}
 
 // peNoInline are rules of the default policy that partial evaluation keeps
 // as (specialised) support rules instead of inlining them where they are
@@ -80,7 +84,6 @@ type specKey struct {
 // general one serves (partial evaluation failed for it).
 type specialised struct {
 	decision *oparego.PreparedEvalQuery
-	visible  *oparego.PreparedEvalQuery
 }
 
 // specCache caches specialisations for one policy revision.
@@ -121,10 +124,6 @@ func (c *specCache) get(ctx context.Context, k specKey, key, team, user *ast.Ter
 	if sp.decision, err = c.specialise(ctx, DecisionQuery, known); err != nil {
 		c.errs.Add(1)
 		sp.decision = nil
-	}
-	if sp.visible, err = c.specialise(ctx, VisibleModelsQuery, known); err != nil {
-		c.errs.Add(1)
-		sp.visible = nil
 	}
 	if _, loaded := c.m.LoadOrStore(k, sp); !loaded && c.n.Add(1) > specCacheSize {
 		c.m.Clear()

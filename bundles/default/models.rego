@@ -28,10 +28,18 @@ _layer_names := ["key", "team", "user"]
 #   rule as decision (_checks, below). Custom deny rules do not filter the
 #   list (DESIGN §10.10).
 # entrypoint: true
+visible_models contains id if {
+	_has_index
+	some id in _indexed_visible
+}
+
 visible_models contains input.candidates[i].id if {
+	not _has_index
 	some i in _user_hits
 	count(input.candidates[i].names) > 0 # an empty chain is permitted nothing
 }
+
+_has_index if is_object(input.candidate_index)
 
 # METADATA
 # title: Layers
@@ -282,6 +290,45 @@ _user_hits contains i if {
 	glob.match(p, null, n)
 }
 
+# --- A list, through the index -------------------------------------------
+
+# The gateway passes input.candidate_index beside the list: the ids of the
+# candidates with a non-empty chain, and sets of those ids by chain name
+# ("names"), by access group ("access_groups") and by name prefix ending in
+# "/", "-" or ":" ("prefixes"). A layer's permitted ids are then unions of
+# index entries, and the visible ids the intersection of the layers: set
+# operations instead of a visit to every candidate. Only prefixes the index
+# lacks and the other globs visit the list. Inputs without an index (opa
+# eval on a hand-written input) take the narrowing above; the policy tests
+# check that both forms agree.
+_indexed_visible := (_indexed_layer("key") & _indexed_layer("team")) & _indexed_layer("user")
+
+_indexed_layer(l) := input.candidate_index.ids if _open[l]
+
+_indexed_layer(l) := ((by_name | by_group) | by_prefix) | (scanned_prefix | scanned_glob) if {
+	not _open[l]
+	c := _checks[l]
+	ix := input.candidate_index
+	by_name := union({s | some e in c.exact; s := ix.names[e]})
+	by_group := union({s | some e in c.exact; s := ix.access_groups[e]})
+	by_prefix := union({s | some p in c.indexed_prefixes; s := ix.prefixes[p]})
+	others := c.scanned_prefixes
+	scanned_prefix := {cand.id |
+		count(others) > 0
+		some cand in input.candidates
+		count(cand.names) > 0
+		strings.any_prefix_match(cand.names, others)
+	}
+	scanned_glob := {cand.id |
+		count(c.patterns) > 0
+		some cand in input.candidates
+		count(cand.names) > 0
+		some p in c.patterns
+		some n in cand.names
+		glob.match(p, null, n)
+	}
+}
+
 # --- Compiled lists ----------------------------------------------------------
 
 # _checks compiles the list of each layer that restricts into exact entries
@@ -293,7 +340,13 @@ _checks := {l: _compile(es) |
 	not _open[l]
 }
 
-_compile(es) := {"exact": exact, "prefixes": prefixes, "patterns": patterns} if {
+_compile(es) := {
+	"exact": exact,
+	"prefixes": prefixes,
+	"indexed_prefixes": indexed,
+	"scanned_prefixes": prefixes - indexed,
+	"patterns": patterns,
+} if {
 	entries := {e | some e in es} - _special
 	globs := {e | some e in entries; contains(e, "*")}
 	exact := entries - globs
@@ -302,6 +355,10 @@ _compile(es) := {"exact": exact, "prefixes": prefixes, "patterns": patterns} if 
 		p := trim_suffix(e, "*")
 		not contains(p, "*")
 	}
+
+	# The prefixes input.candidate_index holds: those ending in a character
+	# the gateway indexes after (rego/input.go, prefixEnds).
+	indexed := {p | some p in prefixes; regex.match(`[-/:]$`, p)}
 	patterns := {_glob_pattern(e) |
 		some e in globs
 		contains(trim_suffix(e, "*"), "*")

@@ -86,17 +86,19 @@ _model_cases := [
 	{"note": "user models missing", "key": [], "user": [], "override": {"user": {"models": null}}, "allow": false},
 ]
 
-# The model rule has two forms (one model, a list); every case goes through
-# both.
+# The model rule has three forms (one model, a list, a list through the
+# index); every case goes through all three.
 test_model_rule_both_plans[note] if {
 	some tc in _model_cases
 	inp := _t_input(tc)
 	is_object(inp.model)
 	note := tc.note
-	m := {"names": inp.model.names, "access_groups": inp.model.access_groups}
+	m := {"id": "m", "names": inp.model.names, "access_groups": inp.model.access_groups}
 	each := _t_plan_each([m]) with input as inp
 	sets := _t_plan_sets([m]) with input as inp
 	each == sets
+	indexed := _t_plan_indexed([m]) with input as inp
+	indexed == {"m" | some _ in each}
 	_t_plan_ok(tc, inp, each)
 }
 
@@ -106,6 +108,35 @@ _t_plan_each(ms) := {i | some i, m in ms; _model_ok(m)}
 
 _t_plan_sets(ms) := {i | some i in hits; count(ms[i].names) > 0} if {
 	hits := _user_hits with input.candidates as ms
+}
+
+# _t_plan_indexed is the list form through input.candidate_index: the ids
+# of ms it permits.
+_t_plan_indexed(ms) := ids if {
+	ids := {id | some id in _indexed_visible} with input.candidates as ms
+		with input.candidate_index as _t_index(ms)
+}
+
+# _t_index builds input.candidate_index for a list as the gateway does
+# (rego/input.go, candidateIndex).
+_t_index(cands) := {
+	"ids": {c.id | some c in cands; count(c.names) > 0},
+	"names": {n: {c.id | some c in cands; n in c.names} |
+		some c0 in cands
+		some n in c0.names
+	},
+	"access_groups": {g: {c.id | some c in cands; count(c.names) > 0; g in c.access_groups} |
+		some c0 in cands
+		count(c0.names) > 0
+		some g in c0.access_groups
+	},
+	"prefixes": {p: {c.id | some c in cands; strings.any_prefix_match(c.names, p)} |
+		some c0 in cands
+		some n in c0.names
+		some i in numbers.range(0, count(n) - 1)
+		substring(n, i, 1) in {"/", "-", ":"}
+		p := substring(n, 0, i + 1)
+	},
 }
 
 # The model rule does not look at found; decision does.
@@ -338,6 +369,8 @@ test_visible_models[note] if {
 	each := _t_plan_each(_t_candidates) with input as inp
 	sets := _t_plan_sets(_t_candidates) with input as inp
 	each == sets
+	indexed := visible_models with input as object.union(inp, {"candidate_index": _t_index(_t_candidates)})
+	indexed == tc.want
 }
 
 # The core invariant (DESIGN §2): a listed id can be retrieved, and what can be
