@@ -1,0 +1,269 @@
+// Command benchreport is the benchmark harness: it runs the project's go test
+// benchmarks (and the replica propagation test), reads their output and
+// writes BENCHMARKS.md with each figure as a ratio against a baseline
+// measured in the same run, beside the targets the issues set.
+//
+//	go run ./cmd/benchreport -out BENCHMARKS.md
+//
+// PostgreSQL benchmarks start a throwaway cluster (store/postgres/pgtest);
+// without PostgreSQL binaries they are skipped and marked so.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// suite is one go test -bench run.
+type suite struct {
+	title   string
+	pkg     string
+	bench   string // -bench pattern
+	times   string // -benchtime
+	explain string
+	// baseline is the result name the others are divided by.
+	baseline string
+	// targets are checks on results of this suite.
+	targets []target
+}
+
+// target is a goal from an issue: a metric of one result (or the
+// difference of two) at most max.
+type target struct {
+	what   string
+	result string
+	minus  string // optional: result subtracted (added latency)
+	metric string // "ns/op" or a custom metric such as "p50-µs"
+	max    float64
+	unit   string // how max and the figure are shown: "µs" or "ms"
+}
+
+var suites = []suite{
+	{
+		title: "Policy engine (rego)", pkg: "./rego/",
+		bench: "^(BenchmarkDecide|BenchmarkDecideParallel|BenchmarkVisibleModels|BenchmarkInputValue|BenchmarkBaselineEval)$", times: "2000x",
+		explain:  "One decision (per-principal specialised residual), the model list over 100, 1,000 and 10,000 candidates in one evaluation, building the input document, and the floor: a prepared one-line policy evaluated with a parsed input.",
+		baseline: "BaselineEval",
+		targets: []target{
+			{what: "one policy decision", result: "Decide", metric: "ns/op", max: 20, unit: "µs"},
+			{what: "list filtering, 1,000 candidates", result: "VisibleModels/1000", metric: "ns/op", max: 0.6, unit: "ms"},
+		},
+	},
+	{
+		title: "Chat call through the gateway (tests)", pkg: "./tests/",
+		bench: "^BenchmarkChat$", times: "3000x",
+		explain:  "A non-streaming chat call with net/http against a real upstream httptest server, sent directly and through the gateway (key lookup, alias resolution, policy decision, proxy). The difference of the p50s is the latency the gateway adds.",
+		baseline: "Chat/direct",
+		targets: []target{
+			{what: "added latency per non-streaming call, p50", result: "Chat/gateway", minus: "Chat/direct", metric: "p50-µs", max: 100, unit: "µs"},
+		},
+	},
+	{
+		title: "Principal lookup and chat by store (tests, PostgreSQL)", pkg: "./tests/",
+		bench: "^(BenchmarkPrincipalLookup|BenchmarkChatStores)$", times: "3000x",
+		explain:  "Authentication lookups: in-memory store, PostgreSQL without the cache (one query), PostgreSQL through the per-replica cache; then a chat call with a cached PostgreSQL principal against the in-memory store.",
+		baseline: "PrincipalLookup/memory",
+	},
+	{
+		title: "Catalog, request scan and proxy (gateway/...)", pkg: "./gateway/...",
+		bench: ".", times: "2000x",
+		explain:  "Alias resolution, candidate lists, the request-body scan, the reverse proxy against a direct call, the principal cache.",
+		baseline: "",
+	},
+}
+
+// result is one benchmark line.
+type result struct {
+	name    string
+	metrics map[string]float64
+}
+
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+
+func parse(out []byte) []result {
+	var rs []result
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		r := result{name: m[1], metrics: map[string]float64{}}
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				r.metrics[f[i+1]] = v
+			}
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func find(rs []result, name string) (result, bool) {
+	for _, r := range rs {
+		if r.name == name {
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
+func run(args []string, env ...string) ([]byte, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), env...)
+	var buf bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
+	cmd.Stderr = os.Stderr
+	err := cmd.Run()
+	return buf.Bytes(), err
+}
+
+func dur(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	default:
+		return fmt.Sprintf("%.0f ns", ns)
+	}
+}
+
+func main() {
+	out := flag.String("out", "", "write the report to this file (default stdout)")
+	flag.Parse()
+	var w bytes.Buffer
+	cpu := cpuModel()
+	fmt.Fprintf(&w, "# Benchmarks\n\n")
+	fmt.Fprintf(&w, "Written by `go run ./cmd/benchreport -out BENCHMARKS.md` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&w, "Machine: %s, %d logical CPUs, %s/%s, %s. These machines are shared and noisy: read each figure against the baseline measured in the same run (the ratio column), not as an absolute.\n\n", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	var summary []string
+	for _, s := range suites {
+		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.times, "-benchmem", s.pkg}
+		o, err := run(args, "CI=")
+		rs := parse(o)
+		fmt.Fprintf(&w, "## %s\n\n%s\n\nCommand: `go %s`\n\n", s.title, s.explain, strings.Join(args, " "))
+		if err != nil && len(rs) == 0 {
+			fmt.Fprintf(&w, "Not measured: %v.\n\n", err)
+			continue
+		}
+		base, hasBase := find(rs, s.baseline)
+		fmt.Fprintf(&w, "| benchmark | time/op | p50 | allocs/op | ratio to %s |\n|---|---|---|---|---|\n", orDash(s.baseline))
+		for _, r := range rs {
+			p50 := "–"
+			if v, ok := r.metrics["p50-µs"]; ok {
+				p50 = fmt.Sprintf("%.0f µs", v)
+			}
+			ratio := "–"
+			if hasBase && base.metrics["ns/op"] > 0 {
+				metric := "ns/op"
+				if _, ok := base.metrics["p50-µs"]; ok {
+					metric = "p50-µs"
+				}
+				if v, ok := r.metrics[metric]; ok && base.metrics[metric] > 0 {
+					ratio = fmt.Sprintf("%.2f×", v/base.metrics[metric])
+				}
+			}
+			fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %s |\n", r.name, dur(r.metrics["ns/op"]), p50, r.metrics["allocs/op"], ratio)
+		}
+		fmt.Fprintln(&w)
+		for _, t := range s.targets {
+			line := checkTarget(t, rs)
+			summary = append(summary, line)
+			fmt.Fprintf(&w, "- %s\n", line)
+		}
+		if len(s.targets) > 0 {
+			fmt.Fprintln(&w)
+		}
+	}
+	// Revocation propagation across replicas (issue 4).
+	args := []string{"test", "-count=1", "-run", "^TestReplicaRevocationUnderOneSecond$", "-v", "./tests/"}
+	o, err := run(args)
+	fmt.Fprintf(&w, "## Revocation across replicas (tests, PostgreSQL)\n\nTwo gateway processes on one database; a key blocked, narrowed or deleted through replica A is polled on replica B until refused (deadline 1 s). Command: `go %s`\n\n", strings.Join(args, " "))
+	prop := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.*(?:reached replica B|worst propagation).*)$`)
+	ms := prop.FindAllSubmatch(o, -1)
+	switch {
+	case len(ms) > 0:
+		for _, m := range ms {
+			fmt.Fprintf(&w, "- %s\n", m[1])
+		}
+	case err != nil:
+		fmt.Fprintf(&w, "Not measured: %v.\n", err)
+	default:
+		fmt.Fprintf(&w, "Not measured (no PostgreSQL binaries: the test skipped).\n")
+	}
+	fmt.Fprintf(&w, "\n## Targets\n\n")
+	for _, l := range summary {
+		fmt.Fprintf(&w, "- %s\n", l)
+	}
+	if *out == "" {
+		os.Stdout.Write(w.Bytes())
+		return
+	}
+	if err := os.WriteFile(*out, w.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func checkTarget(t target, rs []result) string {
+	r, ok := find(rs, t.result)
+	if !ok {
+		return fmt.Sprintf("%s: not measured", t.what)
+	}
+	v := r.metrics[t.metric]
+	if t.minus != "" {
+		m, ok := find(rs, t.minus)
+		if !ok {
+			return fmt.Sprintf("%s: not measured", t.what)
+		}
+		v -= m.metrics[t.metric]
+	}
+	// Convert to the target's unit.
+	if t.metric == "ns/op" {
+		switch t.unit {
+		case "µs":
+			v /= 1e3
+		case "ms":
+			v /= 1e6
+		}
+	}
+	verdict := "met"
+	if v > t.max {
+		verdict = "NOT met"
+	}
+	return fmt.Sprintf("%s: %.3g %s (target ≤ %g %s): %s", t.what, v, t.unit, t.max, t.unit, verdict)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if i := strings.IndexByte(l, ':'); i >= 0 {
+				return strings.TrimSpace(l[i+1:])
+			}
+		}
+	}
+	return "unknown CPU"
+}
