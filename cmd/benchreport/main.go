@@ -75,7 +75,13 @@ var suites = []suite{
 		baseline: "PrincipalLookup/memory",
 	},
 	{
-		title: "Catalog, request scan and proxy (gateway/...)", pkg: "./gateway/...",
+		title: "Decision log (gateway/decisionlog)", pkg: "./gateway/decisionlog/",
+		bench: "^BenchmarkDecide$", times: "5000x",
+		explain:  "One decision of the default policy without a decision log, with one writing to io.Discard, and with one whose writer is stuck so that every event is dropped at the full queue: logging must not slow requests.",
+		baseline: "Decide/off",
+	},
+	{
+		title: "Catalog, request scan, proxy and principal cache", pkg: "./gateway/catalog/ ./gateway/openai/ ./gateway/proxy/ ./gateway/authcache/",
 		bench: ".", times: "2000x",
 		explain:  "Alias resolution, candidate lists, the request-body scan, the reverse proxy against a direct call, the principal cache.",
 		baseline: "",
@@ -150,7 +156,7 @@ func main() {
 	fmt.Fprintf(&w, "Machine: %s, %d logical CPUs, %s/%s, %s. These machines are shared and noisy: read each figure against the baseline measured in the same run (the ratio column), not as an absolute.\n\n", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	var summary []string
 	for _, s := range suites {
-		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.times, "-benchmem", s.pkg}
+		args := append([]string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.times, "-benchmem"}, strings.Fields(s.pkg)...)
 		o, err := run(args, "CI=")
 		rs := parse(o)
 		fmt.Fprintf(&w, "## %s\n\n%s\n\nCommand: `go %s`\n\n", s.title, s.explain, strings.Join(args, " "))

@@ -1,7 +1,10 @@
 package catalog
 
 import (
+	"maps"
+	"reflect"
 	"sort"
+	"sync"
 
 	"github.com/regate/gateway/gateway"
 )
@@ -21,6 +24,11 @@ func (c *Catalog) Candidates(keyAliases, teamAliases map[string]string) *gateway
 	if len(keyAliases) == 0 && len(teamAliases) == 0 {
 		return c.shared
 	}
+	return c.aliased.get(keyAliases, teamAliases, c.build)
+}
+
+// build makes the candidate list of a caller with alias tables.
+func (c *Catalog) build(keyAliases, teamAliases map[string]string) *gateway.CandidateList {
 	redo := make(map[string]struct{}, len(keyAliases)+len(teamAliases))
 	mark := func(aliases map[string]string) {
 		for name := range aliases {
@@ -69,6 +77,53 @@ func (c *Catalog) Candidates(keyAliases, teamAliases map[string]string) *gateway
 		j++
 	}
 	return &gateway.CandidateList{Items: items}
+}
+
+// aliasedCacheSize bounds the lists kept for callers with alias tables.
+// When the cache is full it starts over.
+const aliasedCacheSize = 256
+
+// aliasedLists caches the candidate lists of callers with alias tables, so
+// that a key's repeated listings get the same list (and adapters' caches by
+// list pointer hit). Stores hand out immutable records, so a key's or
+// team's alias table is the same map from request to request; the cache
+// keys on the maps' identity and, because a cached entry keeps its maps
+// alive (no other map can take their address), checks their contents too
+// only as a guard.
+type aliasedLists struct {
+	mu sync.Mutex
+	m  map[[2]uintptr]aliasedList
+}
+
+type aliasedList struct {
+	key, team map[string]string
+	list      *gateway.CandidateList
+}
+
+func (a *aliasedLists) get(key, team map[string]string, build func(key, team map[string]string) *gateway.CandidateList) *gateway.CandidateList {
+	id := [2]uintptr{mapID(key), mapID(team)}
+	a.mu.Lock()
+	e, ok := a.m[id]
+	a.mu.Unlock()
+	if ok && maps.Equal(e.key, key) && maps.Equal(e.team, team) {
+		return e.list
+	}
+	l := build(key, team)
+	a.mu.Lock()
+	if a.m == nil || len(a.m) >= aliasedCacheSize {
+		a.m = make(map[[2]uintptr]aliasedList)
+	}
+	a.m[id] = aliasedList{key: key, team: team, list: l}
+	a.mu.Unlock()
+	return l
+}
+
+// mapID is the identity of a map; 0 for a nil map.
+func mapID(m map[string]string) uintptr {
+	if m == nil {
+		return 0
+	}
+	return reflect.ValueOf(m).Pointer()
 }
 
 // candidate turns the resolution of id into a listing candidate, or reports

@@ -37,6 +37,29 @@ func TestCandidatesShared(t *testing.T) {
 	}
 }
 
+func TestCandidatesAliasedCached(t *testing.T) {
+	c := newTestCatalog(t)
+	key := map[string]string{"mine": "gpt-4o"}
+	team := map[string]string{"ours": "claude"}
+	first := c.Candidates(key, team)
+	if again := c.Candidates(key, team); again != first {
+		t.Errorf("Candidates(same tables) = %p then %p, want the cached list", first, again)
+	}
+	// Equal tables in other maps: a list with the same contents.
+	other := c.Candidates(map[string]string{"mine": "gpt-4o"}, map[string]string{"ours": "claude"})
+	if !slices.Equal(candidateIDs(other), candidateIDs(first)) {
+		t.Errorf("Candidates(equal tables) ids = %v, want %v", candidateIDs(other), candidateIDs(first))
+	}
+	// Different tables never share a list.
+	diff := c.Candidates(map[string]string{"theirs": "gpt-4o"}, team)
+	if diff == first || slices.Contains(candidateIDs(diff), "mine") || !slices.Contains(candidateIDs(diff), "theirs") {
+		t.Errorf("Candidates(other key table) ids = %v, want theirs and not mine", candidateIDs(diff))
+	}
+	if got := c.Candidates(nil, team); got == first || slices.Contains(candidateIDs(got), "mine") {
+		t.Errorf("Candidates(team table only) ids = %v, want no key alias", candidateIDs(got))
+	}
+}
+
 func TestCandidates(t *testing.T) {
 	c := newTestCatalog(t)
 	const qwen = "openrouter/qwen/qwen3.5-flash-02-23"

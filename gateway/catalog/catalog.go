@@ -67,6 +67,8 @@ type Catalog struct {
 	// sharedIndex maps its ids to their positions.
 	shared      *gateway.CandidateList
 	sharedIndex map[string]int
+	// aliased caches the lists of callers with alias tables.
+	aliased aliasedLists
 }
 
 // group is one exact model group with its precomputed chain tail.
