@@ -59,9 +59,13 @@ var peUnknowns = []string{"input.request", "input.model", "input.candidates", "i
 // define are ignored.
 var peNoInline = []string{
 	"data.gateway.authz._allow_reason",
+	"data.gateway.authz._denial",
 	"data.gateway.authz._key_usable",
 	"data.gateway.authz._principal_usable",
 	"data.gateway.authz._model_allowed",
+	"data.gateway.authz._model_key_ok",
+	"data.gateway.authz._model_team_ok",
+	"data.gateway.authz._model_user_ok",
 	"data.gateway.authz._admin_reason",
 	"data.gateway.authz._admin_denied",
 	"data.gateway.authz._model_denied",

@@ -32,39 +32,37 @@ decision := {"allow": true, "status": 200, "code": "", "message": "", "reasons":
 	reason := _allow_reason
 }
 
-decision := _deny(401, "invalid_api_key", "Authentication required.", ["key: missing"]) if {
-	not _allow_reason
+# Every deny applies only when no allow does; the denials are one rule so
+# that an allowed request checks that once.
+decision := _denial if not _allow_reason
+
+_denial := _deny(401, "invalid_api_key", "Authentication required.", ["key: missing"]) if {
 	not _key_present
 }
 
-decision := _deny(401, "invalid_api_key", "The API key is blocked or expired.", ["key: blocked or expired"]) if {
-	not _allow_reason
+_denial := _deny(401, "invalid_api_key", "The API key is blocked or expired.", ["key: blocked or expired"]) if {
 	is_object(input.key)
 	not _key_usable
 }
 
-decision := _deny(403, "permission_denied", "The team of this key is blocked.", ["team: blocked"]) if {
-	not _allow_reason
+_denial := _deny(403, "permission_denied", "The team of this key is blocked.", ["team: blocked"]) if {
 	_key_usable
 	input.team.blocked == true
 }
 
-decision := _deny(403, "permission_denied", "This route needs an admin key.", ["admin: role admin or proxy_admin required"]) if {
-	not _allow_reason
+_denial := _deny(403, "permission_denied", "This route needs an admin key.", ["admin: role admin or proxy_admin required"]) if {
 	_key_usable
 	not input.team.blocked == true
 	_admin_denied
 }
 
-decision := _deny(404, "model_not_found", _model_not_found_message, _model_reasons) if {
-	not _allow_reason
+_denial := _deny(404, "model_not_found", _model_not_found_message, _model_reasons) if {
 	_key_usable
 	not input.team.blocked == true
 	_model_denied
 }
 
-decision := _deny(403, "policy_denied", concat("; ", sort(_custom_deny)), _custom_reasons) if {
-	not _allow_reason
+_denial := _deny(403, "policy_denied", concat("; ", sort(_custom_deny)), _custom_reasons) if {
 	_key_usable
 	not input.team.blocked == true
 	not _admin_denied
@@ -163,10 +161,22 @@ _admin_reason := "admin: key reading its own key info" if {
 	input.request.self == true
 }
 
+# _model_allowed is _model_ok(input.model) written out layer by layer, so
+# that the engine's per-principal residual checks each layer once (a rule
+# per layer) instead of once per combination of the layers' entry kinds.
 _model_allowed if {
 	input.model.found == true
-	_model_ok(input.model)
+	count(input.model.names) > 0 # an empty chain is permitted nothing
+	_model_key_ok
+	_model_team_ok
+	_model_user_ok
 }
+
+_model_key_ok if _layer_permits("key", input.model)
+
+_model_team_ok if _layer_permits("team", input.model)
+
+_model_user_ok if _layer_permits("user", input.model)
 
 _requested := r if {
 	r := input.model.requested
