@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
 	oparego "github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -40,6 +42,9 @@ const (
 	// LayersQuery is the per-layer model rule report for input.model. It is
 	// optional: a replacement bundle may leave it out.
 	LayersQuery = "data.gateway.authz.layers"
+	// CustomDenyQuery is the extension point: the deny messages of package
+	// gateway.custom (DESIGN §6, §10.10). Optional.
+	CustomDenyQuery = "data.gateway.custom.deny"
 )
 
 // DefaultEvalTimeout bounds one evaluation when Config.EvalTimeout is zero.
@@ -67,6 +72,31 @@ type Config struct {
 	Logger *slog.Logger
 	// EvalTimeout bounds one evaluation; zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// Sources are bundle locations: directories, OPA bundle tarballs
+	// (.tar.gz) and OPA bundle-service URLs (http or https). They load after
+	// Bundles by the same rules. New reads them once; Start watches them and
+	// Reload re-reads them (see watch.go).
+	Sources []string
+	// Verification, when set, requires every bundle in Bundles and Sources to
+	// carry a valid OPA bundle signature (.signatures.json, as written by
+	// opa build --signing-key or opa sign); unsigned or badly signed bundles
+	// are refused. The embedded default bundle is trusted.
+	Verification *Verification
+	// RunTests runs the Rego tests (_test.rego) of the bundles given before
+	// a new policy is swapped in; a failing test refuses it.
+	RunTests bool
+	// PollInterval is how often Start polls bundle-service URLs; zero means
+	// DefaultPollInterval. Failed polls back off exponentially up to
+	// MaxPollBackoff.
+	PollInterval time.Duration
+	// FilePollInterval is how often Start checks directories and tarballs
+	// for changes; zero means DefaultFilePollInterval.
+	FilePollInterval time.Duration
+	// HTTPClient fetches URL bundles; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// skipCheck leaves out the probe evaluations of check.go, so that tests
+	// can load malformed policies and watch them fail closed at run time.
+	skipCheck bool
 	// NoSpecialise turns off the per-principal partial evaluation of the
 	// entry points (partial.go): every request then evaluates the general
 	// policy. For comparisons and troubleshooting; results are the same.
@@ -80,11 +110,22 @@ type Engine struct {
 	timeout time.Duration
 	special bool // specialise the policy per principal
 	cur     atomic.Pointer[state]
-	loadMu  sync.Mutex // serialises Load
+	loadMu  sync.Mutex // serialises Load, Reload and polls
 	cands   candidateCache
-	keys    recordCache[gateway.Key]
-	teams   recordCache[gateway.Team]
-	users   recordCache[gateway.User]
+
+	static    []bundleInput // Config.Bundles, or what Load was given
+	sources   []*source     // Config.Sources
+	verify    *bundle.VerificationConfig
+	runTests  bool
+	pollEvery time.Duration
+	fileEvery time.Duration
+	client    *http.Client
+	skipCheck bool
+	status    statusTracker
+	watch     watcher
+	keys      recordCache[gateway.Key]
+	teams     recordCache[gateway.Team]
+	users     recordCache[gateway.User]
 }
 
 var _ gateway.Authorizer = (*Engine)(nil)
@@ -98,41 +139,164 @@ type state struct {
 	visible  oparego.PreparedEvalQuery
 	layers   *oparego.PreparedEvalQuery // nil when the policy has no layers rule
 	spec     *specCache                 // per-principal residual queries
+
+	bundleLoaded []time.Time // when each of bundles was first loaded at its revision
+	compiler     *ast.Compiler
+	store        storage.Store
+	custom       *oparego.PreparedEvalQuery // data.gateway.custom.deny, for explain; nil without one
 }
 
-// New compiles the configured bundles and prepares the entry-point queries.
+// Verification is the key bundle signatures are verified with, as in OPA's
+// keys and bundle signing configuration.
+type Verification struct {
+	// KeyID names the key; default "default". Every signature is checked
+	// with this key, whatever key id its header names.
+	KeyID string
+	// Key is a PEM public key (RS*, PS*, ES*) or the shared secret (HS*).
+	Key string
+	// Algorithm is the signature algorithm; default RS256.
+	Algorithm string
+	// Scope, when set, must equal the signature's scope claim.
+	Scope string
+}
+
+// config is v as OPA's verification config; nil for a nil v.
+func (v *Verification) config() *bundle.VerificationConfig {
+	if v == nil {
+		return nil
+	}
+	id, alg := v.KeyID, v.Algorithm
+	if id == "" {
+		id = "default"
+	}
+	if alg == "" {
+		alg = "RS256"
+	}
+	keys := map[string]*bundle.KeyConfig{id: {Key: v.Key, Algorithm: alg, Scope: v.Scope}}
+	return bundle.NewVerificationConfig(keys, id, v.Scope, nil)
+}
+
+// New reads the configured bundles and sources, compiles them and prepares
+// the entry-point queries. A source that cannot be read is an error.
 func New(cfg Config) (*Engine, error) {
-	e := &Engine{log: cfg.Logger, timeout: cfg.EvalTimeout, special: !cfg.NoSpecialise}
+	e := &Engine{
+		log: cfg.Logger, timeout: cfg.EvalTimeout, special: !cfg.NoSpecialise,
+		static: fsInputs(cfg.Bundles), verify: cfg.Verification.config(), runTests: cfg.RunTests,
+		pollEvery: cfg.PollInterval, fileEvery: cfg.FilePollInterval, client: cfg.HTTPClient,
+		skipCheck: cfg.skipCheck,
+	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.timeout <= 0 {
 		e.timeout = DefaultEvalTimeout
 	}
-	if err := e.Load(cfg.Bundles...); err != nil {
-		return nil, err
+	if e.pollEvery <= 0 {
+		e.pollEvery = DefaultPollInterval
+	}
+	if e.fileEvery <= 0 {
+		e.fileEvery = DefaultFilePollInterval
+	}
+	if e.client == nil {
+		e.client = http.DefaultClient
+	}
+	for _, loc := range cfg.Sources {
+		src, err := parseSource(loc)
+		if err != nil {
+			return nil, fmt.Errorf("load policy: %w", err)
+		}
+		src.interval = e.pollEvery
+		e.sources = append(e.sources, src)
+	}
+	fresh := make(map[*source]fs.FS, len(e.sources))
+	for _, src := range e.sources {
+		fsys, err := src.fetch(context.Background(), e.client, true)
+		if err != nil {
+			return nil, fmt.Errorf("load policy: %w", err)
+		}
+		fresh[src] = fsys
+	}
+	if err := e.install(context.Background(), e.inputs(fresh)); err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	for src, fsys := range fresh {
+		src.good = fsys
+		src.next = time.Now().Add(src.interval)
 	}
 	return e, nil
 }
 
-// Load compiles fsys as the policy (the same rules as Config.Bundles) and
-// swaps it in atomically. On any error the current policy keeps serving.
+// Load compiles fsys as the policy (the same rules as Config.Bundles),
+// together with the sources' current bundles, and swaps it in atomically.
+// On any error the current policy keeps serving and Status reports it.
 func (e *Engine) Load(fsys ...fs.FS) error {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
-	st, err := build(context.Background(), fsys, e.timeout)
-	if err != nil {
+	prev := e.static
+	e.static = fsInputs(fsys)
+	if err := e.install(context.Background(), e.inputs(nil)); err != nil {
+		e.static = prev
 		return fmt.Errorf("load policy: %w", err)
 	}
+	return nil
+}
+
+// inputs lists the bundles to compile: the static ones, then each source's
+// fresh bundle when it has one, else its last good one.
+func (e *Engine) inputs(fresh map[*source]fs.FS) []bundleInput {
+	ins := slices.Clone(e.static)
+	for _, src := range e.sources {
+		f := fresh[src]
+		if f == nil {
+			f = src.good
+		}
+		if f != nil {
+			ins = append(ins, bundleInput{fsys: f, source: src.name()})
+		}
+	}
+	return ins
+}
+
+// install builds a new state from ins, checks it (entry points, decision
+// shape, and the bundles' own tests when configured) and swaps it in. Every
+// outcome is recorded for Status. The caller holds loadMu.
+func (e *Engine) install(ctx context.Context, ins []bundleInput) error {
+	st, err := build(ctx, ins, e.verify, e.timeout)
+	if err == nil && !e.skipCheck {
+		err = e.check(ctx, st)
+	}
+	if err == nil && e.runTests {
+		err = checkTests(ctx, ins)
+	}
+	if err != nil {
+		e.status.failed(err)
+		e.log.Error("policy refused; the previous policy keeps serving", "error", err)
+		return err
+	}
+	prev := e.cur.Load()
+	now := time.Now()
+	st.loadedAt = now
+	st.bundleLoaded = make([]time.Time, len(st.bundles))
+	for i, b := range st.bundles {
+		st.bundleLoaded[i] = now
+		if prev != nil {
+			for j, pb := range prev.bundles {
+				if pb.Name == b.Name && pb.Source == b.Source && pb.Revision == b.Revision {
+					st.bundleLoaded[i] = prev.bundleLoaded[j]
+				}
+			}
+		}
+	}
 	e.cur.Store(st)
+	e.status.loaded(prev != nil)
 	e.log.Info("policy loaded", "revision", st.revision, "bundles", len(st.bundles))
 	return nil
 }
 
 // build reads, compiles and prepares a new state; timeout bounds each
 // per-principal specialisation.
-func build(ctx context.Context, fss []fs.FS, timeout time.Duration) (*state, error) {
-	lbs, err := readBundles(fss, false)
+func build(ctx context.Context, ins []bundleInput, verify *bundle.VerificationConfig, timeout time.Duration) (*state, error) {
+	lbs, err := readBundles(ins, readOpts{verify: verify})
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +304,7 @@ func build(ctx context.Context, fss []fs.FS, timeout time.Duration) (*state, err
 	if err != nil {
 		return nil, err
 	}
-	st := &state{loadedAt: time.Now(), spec: newSpecCache(compiler, store, timeout)}
+	st := &state{spec: newSpecCache(compiler, store, timeout), compiler: compiler, store: store}
 	revs := make([]string, 0, len(lbs))
 	for _, lb := range lbs {
 		st.bundles = append(st.bundles, lb.info)
@@ -159,6 +323,13 @@ func build(ctx context.Context, fss []fs.FS, timeout time.Duration) (*state, err
 			return nil, err
 		}
 		st.layers = &q
+	}
+	if len(compiler.GetRulesExact(ast.MustParseRef(CustomDenyQuery))) > 0 {
+		q, err := prepare(ctx, compiler, store, CustomDenyQuery)
+		if err != nil {
+			return nil, err
+		}
+		st.custom = &q
 	}
 	return st, nil
 }

@@ -24,6 +24,17 @@ func newEngine(tb testing.TB, bundles ...fs.FS) *Engine {
 	return e
 }
 
+// newUncheckedEngine is newEngine without the load-time probe checks, for
+// tests of how malformed policies fail closed at run time.
+func newUncheckedEngine(tb testing.TB, bundles ...fs.FS) *Engine {
+	tb.Helper()
+	e, err := New(Config{Bundles: bundles, skipCheck: true})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return e
+}
+
 // bundleFS is an in-memory bundle: file name to content.
 func bundleFS(files map[string]string) fs.FS {
 	m := fstest.MapFS{}
@@ -436,7 +447,7 @@ func TestDecideFailsClosed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEngine(t, replacement(tc.decision))
+			e := newUncheckedEngine(t, replacement(tc.decision))
 			got, err := e.Decide(t.Context(), &gateway.Input{Request: request(gateway.RouteInference), Principal: principal(nil, nil, nil)})
 			if err == nil {
 				t.Fatalf("Decide() error = nil, want an error")
@@ -483,7 +494,7 @@ func TestVisibleModelsFailsClosed(t *testing.T) {
 	list := &gateway.CandidateList{Items: []gateway.Candidate{{ID: "a", Names: []string{"a"}}, {ID: "b", Names: []string{"b"}}}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEngine(t, bundleFS(map[string]string{
+			e := newUncheckedEngine(t, bundleFS(map[string]string{
 				"p.rego": "package gateway.authz\n\ndecision := {\"allow\": true, \"status\": 200}\n\n" + tc.visible + "\n",
 			}))
 			got, err := e.VisibleModels(t.Context(), &gateway.Input{Request: request(gateway.RouteModelsList), Candidates: list})
@@ -576,7 +587,7 @@ func TestEvalTimeout(t *testing.T) {
 		x + y > 0
 	}) > 0
 }`)
-	e, err := New(Config{Bundles: []fs.FS{slow}, EvalTimeout: 20 * time.Millisecond})
+	e, err := New(Config{Bundles: []fs.FS{slow}, EvalTimeout: 20 * time.Millisecond, skipCheck: true})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

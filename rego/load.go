@@ -33,6 +33,10 @@ const DefaultBundleName = "default"
 // point (DecisionQuery or VisibleModelsQuery).
 var ErrMissingEntryPoint = errors.New("policy is missing an entry point")
 
+// ErrVerification means a bundle's signature is missing or does not verify
+// against the configured key.
+var ErrVerification = errors.New("bundle signature verification failed")
+
 // bannedBuiltins are left out of the capabilities: network access and
 // non-deterministic functions. A decision must depend on its input only, so
 // that it can be replayed from a decision log; policies read the time from
@@ -65,6 +69,10 @@ type BundleInfo struct {
 	// Name is the manifest's metadata.name, or "bundleN" for the Nth bundle
 	// given (from 1), or DefaultBundleName for the default added implicitly.
 	Name string `json:"name"`
+	// Source is where the bundle was read from: a directory, a tarball, a
+	// URL (without query or user info), "embedded" for the default bundle,
+	// or "fs" for a file system given to Load.
+	Source string `json:"source"`
 	// Revision is the manifest's revision, or "sha256:" and the first 16 hex
 	// digits of a digest of the bundle's policies and data.
 	Revision string `json:"revision"`
@@ -72,33 +80,69 @@ type BundleInfo struct {
 	Roots []string `json:"roots"`
 }
 
+// Sources of bundles that do not come from a configured location.
+const (
+	// EmbeddedSource is BundleInfo.Source of the embedded default bundle.
+	EmbeddedSource = "embedded"
+	// FSSource is BundleInfo.Source of a file system given to Load or in
+	// Config.Bundles.
+	FSSource = "fs"
+)
+
 // loadedBundle is one bundle read from its file system.
 type loadedBundle struct {
 	info   BundleInfo
 	bundle *bundle.Bundle
 }
 
-// readBundles reads fss as bundles. With none given, the default bundle is
+// bundleInput is one bundle to read and where it came from.
+type bundleInput struct {
+	fsys   fs.FS
+	source string
+}
+
+// readOpts tune readBundles.
+type readOpts struct {
+	// keepTests keeps the _test.rego files of the bundles given (never those
+	// of an implicitly added default).
+	keepTests bool
+	// verify, when set, requires every bundle given to carry a valid OPA
+	// bundle signature (.signatures.json). The embedded default is trusted.
+	verify *bundle.VerificationConfig
+}
+
+// fsInputs wraps file systems given without a location.
+func fsInputs(fss []fs.FS) []bundleInput {
+	out := make([]bundleInput, len(fss))
+	for i, f := range fss {
+		out[i] = bundleInput{fsys: f, source: FSSource}
+	}
+	return out
+}
+
+// readBundles reads ins as bundles. With none given, the default bundle is
 // read alone. Otherwise the default bundle is added in front unless one of
-// them claims AuthzRoot. keepTests keeps the _test.rego files of the bundles
-// given (never those of an implicitly added default).
-func readBundles(fss []fs.FS, keepTests bool) ([]loadedBundle, error) {
+// them claims AuthzRoot.
+func readBundles(ins []bundleInput, ro readOpts) ([]loadedBundle, error) {
 	caps := Capabilities()
-	if len(fss) == 0 {
-		b, err := readBundle(bundles.Default, caps, keepTests)
+	if len(ins) == 0 {
+		b, err := readBundle(bundles.Default, caps, readOpts{keepTests: ro.keepTests})
 		if err != nil {
 			return nil, fmt.Errorf("read default bundle: %w", err)
 		}
-		return []loadedBundle{named(b, DefaultBundleName)}, nil
+		return []loadedBundle{named(b, DefaultBundleName, EmbeddedSource)}, nil
 	}
-	out := make([]loadedBundle, 0, len(fss)+1)
+	out := make([]loadedBundle, 0, len(ins)+1)
 	claimsAuthz := false
-	for i, fsys := range fss {
-		if fsys == nil {
+	for i, in := range ins {
+		if in.fsys == nil {
 			return nil, fmt.Errorf("bundle %d: nil file system", i+1)
 		}
-		b, err := readBundle(fsys, caps, keepTests)
+		b, err := readBundle(in.fsys, caps, ro)
 		if err != nil {
+			if in.source != FSSource {
+				return nil, fmt.Errorf("read bundle %s: %w", in.source, err)
+			}
 			return nil, fmt.Errorf("read bundle %d: %w", i+1, err)
 		}
 		for _, r := range *b.Manifest.Roots {
@@ -106,14 +150,14 @@ func readBundles(fss []fs.FS, keepTests bool) ([]loadedBundle, error) {
 				claimsAuthz = true
 			}
 		}
-		out = append(out, named(b, fmt.Sprintf("bundle%d", i+1)))
+		out = append(out, named(b, fmt.Sprintf("bundle%d", i+1), in.source))
 	}
 	if !claimsAuthz {
-		b, err := readBundle(bundles.Default, caps, false)
+		b, err := readBundle(bundles.Default, caps, readOpts{})
 		if err != nil {
 			return nil, fmt.Errorf("read default bundle: %w", err)
 		}
-		out = append([]loadedBundle{named(b, DefaultBundleName)}, out...)
+		out = append([]loadedBundle{named(b, DefaultBundleName, EmbeddedSource)}, out...)
 	}
 	seen := make(map[string]int, len(out))
 	for i := range out {
@@ -126,25 +170,57 @@ func readBundles(fss []fs.FS, keepTests bool) ([]loadedBundle, error) {
 	return out, nil
 }
 
+// isVerifyErr tells OPA's signature verification errors from the others
+// its bundle reader returns; OPA has no sentinel for them.
+func isVerifyErr(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"signature", "digest mismatch", "verification key", "scope mismatch", "JWT"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// isTest tells a Rego test file by its name.
+func isTest(p string) bool { return strings.HasSuffix(p, "_test.rego") }
+
 // readBundle reads one bundle and checks that it is plain Rego v1.
-func readBundle(fsys fs.FS, caps *ast.Capabilities, keepTests bool) (*bundle.Bundle, error) {
+func readBundle(fsys fs.FS, caps *ast.Capabilities, ro readOpts) (*bundle.Bundle, error) {
 	loader, err := bundle.NewFSLoader(fsys)
 	if err != nil {
 		return nil, err
 	}
-	if !keepTests {
+	// SlashRooted: OPA's default format for a root of "." turns
+	// ".signatures.json" into "/signatures.json", and signed bundles would
+	// then look unsigned.
+	loader = loader.WithPathFormat(bundle.SlashRooted)
+	if !ro.keepTests && ro.verify == nil {
 		loader = loader.WithFilter(func(_ string, info fs.FileInfo, _ int) bool {
-			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+			return !info.IsDir() && isTest(info.Name())
 		})
 	}
-	b, err := bundle.NewCustomReader(loader).
+	r := bundle.NewCustomReader(loader).
 		WithRegoVersion(ast.RegoV1).
 		WithCapabilities(caps).
 		WithProcessAnnotations(true).
-		WithSkipBundleVerification(true).
-		Read()
+		WithSizeLimitBytes(MaxBundleBytes)
+	if ro.verify != nil {
+		// The signature covers every file, tests included: they are read
+		// and verified, then dropped below.
+		r = r.WithBundleVerificationConfig(ro.verify).WithSkipBundleVerification(false)
+	} else {
+		r = r.WithSkipBundleVerification(true)
+	}
+	b, err := r.Read()
 	if err != nil {
+		if ro.verify != nil && isVerifyErr(err) {
+			return nil, fmt.Errorf("%w: %w", ErrVerification, err)
+		}
 		return nil, err
+	}
+	if ro.verify != nil && !ro.keepTests {
+		b.Modules = slices.DeleteFunc(b.Modules, func(m bundle.ModuleFile) bool { return isTest(m.Path) })
 	}
 	b.Manifest.Init()
 	if v := b.RegoVersion(ast.RegoV1); v != ast.RegoV1 {
@@ -162,7 +238,7 @@ func readBundle(fsys fs.FS, caps *ast.Capabilities, keepTests bool) (*bundle.Bun
 }
 
 // named fills in the bundle's BundleInfo.
-func named(b *bundle.Bundle, fallback string) loadedBundle {
+func named(b *bundle.Bundle, fallback, source string) loadedBundle {
 	name := fallback
 	if n, ok := b.Manifest.Metadata["name"].(string); ok && n != "" {
 		name = n
@@ -172,7 +248,7 @@ func named(b *bundle.Bundle, fallback string) loadedBundle {
 		rev = digest(b)
 	}
 	return loadedBundle{
-		info:   BundleInfo{Name: name, Revision: rev, Roots: slices.Clone(*b.Manifest.Roots)},
+		info:   BundleInfo{Name: name, Source: source, Revision: rev, Roots: slices.Clone(*b.Manifest.Roots)},
 		bundle: b,
 	}
 }

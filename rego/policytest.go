@@ -51,7 +51,12 @@ func (r TestResult) String() string {
 // The error reports a bundle that does not load or compile, not failing
 // tests.
 func RunTests(ctx context.Context, fsys ...fs.FS) ([]TestResult, error) {
-	lbs, err := readBundles(fsys, true)
+	return runTests(ctx, fsInputs(fsys))
+}
+
+// runTests is RunTests for bundles with their sources.
+func runTests(ctx context.Context, ins []bundleInput) ([]TestResult, error) {
+	lbs, err := readBundles(ins, readOpts{keepTests: true})
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ func TestImportDirection(t *testing.T) {
 		{pkg: module + "/gateway/config", allowed: []string{"/gateway", "/gateway/catalog"}},
 		{pkg: module + "/gateway/authcache", allowed: []string{"/gateway"}, stdlibOnly: true},
 		{pkg: module + "/gateway/admin", allowed: []string{"/gateway", "/gateway/access"}, stdlibOnly: true},
+		{pkg: module + "/gateway/telemetry", allowed: []string{"/gateway", "/gateway/proxy", "/gateway/openai", "/gateway/mock"}},
 		{pkg: module + "/gateway/httpapi", allowed: []string{"/gateway", "/gateway/openai", "/gateway/proxy", "/gateway/mock", "/gateway/admin", "/gateway/access"}},
 	}
 	for _, tc := range tests {

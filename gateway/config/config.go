@@ -52,12 +52,49 @@ type Config struct {
 	// tarballs or bundle-service URLs. Load resolves relative paths against
 	// the directory of the config file. Empty means the embedded default.
 	PolicyBundles []string
+	// Policy is the rest of gateway_settings.policy.
+	Policy PolicySettings
 	// MaxRequestBodyBytes is gateway_settings.max_request_body_bytes,
 	// DefaultMaxRequestBodyBytes when not set.
 	MaxRequestBodyBytes int64
 	// Warnings lists ignored fields and other things worth a look, sorted
 	// by line.
 	Warnings []Warning
+}
+
+// PolicySettings is gateway_settings.policy apart from its bundles.
+type PolicySettings struct {
+	// Verification, when set, requires every configured bundle to carry a
+	// valid OPA bundle signature.
+	Verification *BundleVerification
+	// RunTests runs each bundle's own Rego tests before it is swapped in.
+	RunTests bool
+	// PollInterval is how often bundle-service URLs are polled; zero means
+	// the engine's default (30s).
+	PollInterval time.Duration
+	// DecisionLog is where decision events go: "stdout", "stderr" or a file
+	// (appended to; relative paths are relative to the config file). Empty
+	// means no decision log.
+	DecisionLog string
+}
+
+// DefaultBundleKeyID is BundleVerification.KeyID when the config names none.
+const DefaultBundleKeyID = "default"
+
+// BundleVerification is gateway_settings.policy.verification: the key OPA
+// bundle signatures are checked with (as in OPA's keys and signing config).
+type BundleVerification struct {
+	// KeyID names the key; a signature whose header names another key id
+	// is refused. Default DefaultBundleKeyID.
+	KeyID string
+	// Key is a PEM public key, a file holding one (relative to the config
+	// file), or for the HS* algorithms the shared secret; os.environ/NAME
+	// reads it from the environment.
+	Key gateway.Secret
+	// Algorithm is the signature algorithm, default RS256.
+	Algorithm string
+	// Scope, when set, must equal the scope claim of the signature.
+	Scope string
 }
 
 // SeedKey is a virtual key from gateway_settings.keys.
@@ -140,6 +177,15 @@ func Load(path string) (*Config, error) {
 	for i, b := range cfg.PolicyBundles {
 		if !strings.Contains(b, "://") && !filepath.IsAbs(b) {
 			cfg.PolicyBundles[i] = filepath.Join(dir, b)
+		}
+	}
+	if dl := cfg.Policy.DecisionLog; dl != "" && dl != "stdout" && dl != "stderr" && !filepath.IsAbs(dl) {
+		cfg.Policy.DecisionLog = filepath.Join(dir, dl)
+	}
+	if v := cfg.Policy.Verification; v != nil && v.Algorithm[0] != 'H' {
+		k := v.Key.Reveal()
+		if !strings.HasPrefix(strings.TrimSpace(k), "-----BEGIN") && !filepath.IsAbs(k) {
+			v.Key = gateway.Secret(filepath.Join(dir, k))
 		}
 	}
 	return cfg, nil

@@ -119,23 +119,91 @@ func (p *parser) gatewaySettings(n *yaml.Node) *principals {
 
 func (p *parser) policy(n *yaml.Node) {
 	const path = "gateway_settings.policy"
-	fields, _ := p.strict(n, path, "bundle")
+	fields, _ := p.strict(n, path, "bundle", "verification", "run_tests", "poll_interval", "decision_log")
 	for _, f := range fields {
-		v := deref(f.value)
-		var bundles []string
-		if v.Kind == yaml.SequenceNode {
-			bundles, _, _ = p.strList(v, path+".bundle")
-		} else if s, ok := p.str(v, path+".bundle"); ok && s != "" {
-			bundles = []string{s}
-		}
-		for _, b := range bundles {
-			if strings.TrimSpace(b) == "" {
-				p.errorf(f.line, "%s.bundle: empty bundle location", path)
-				continue
+		fp := path + "." + f.key
+		switch f.key {
+		case "bundle":
+			v := deref(f.value)
+			var bundles []string
+			if v.Kind == yaml.SequenceNode {
+				bundles, _, _ = p.strList(v, fp)
+			} else if s, ok := p.str(v, fp); ok && s != "" {
+				bundles = []string{s}
 			}
-			p.cfg.PolicyBundles = append(p.cfg.PolicyBundles, b)
+			for _, b := range bundles {
+				if strings.TrimSpace(b) == "" {
+					p.errorf(f.line, "%s: empty bundle location", fp)
+					continue
+				}
+				p.cfg.PolicyBundles = append(p.cfg.PolicyBundles, b)
+			}
+		case "verification":
+			p.verification(f)
+		case "run_tests":
+			p.cfg.Policy.RunTests, _ = p.boolean(f.value, fp)
+		case "poll_interval":
+			if s, ok := p.str(f.value, fp); ok && s != "" {
+				d, err := ParseDuration(s)
+				switch {
+				case err != nil:
+					p.errorf(f.line, "%s: %v", fp, err)
+				case d < 100*time.Millisecond:
+					p.errorf(f.line, "%s: %s is too short (at least 100ms)", fp, s)
+				default:
+					p.cfg.Policy.PollInterval = d
+				}
+			}
+		case "decision_log":
+			p.cfg.Policy.DecisionLog, _ = p.str(f.value, fp)
 		}
 	}
+}
+
+// bundleAlgorithms are the signature algorithms of OPA's bundle signing.
+var bundleAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512"}
+
+func (p *parser) verification(f field) {
+	const path = "gateway_settings.policy.verification"
+	fields, ok := p.strict(f.value, path, "key", "key_id", "algorithm", "scope")
+	if !ok && fields == nil {
+		return
+	}
+	v := &BundleVerification{KeyID: DefaultBundleKeyID, Algorithm: "RS256"}
+	keyUnset := false
+	for _, g := range fields {
+		gp := path + "." + g.key
+		switch g.key {
+		case "key":
+			ref, ok := p.envStr(g.value, gp)
+			if ok && ref.unset {
+				p.errorf(g.line, "%s: environment variable %s is not set", gp, ref.name)
+				keyUnset = true
+			}
+			v.Key = gateway.Secret(ref.value)
+		case "key_id":
+			if s, ok := p.str(g.value, gp); ok && s != "" {
+				v.KeyID = s
+			}
+		case "algorithm":
+			if s, ok := p.str(g.value, gp); ok && s != "" {
+				if !slices.Contains(bundleAlgorithms, s) {
+					p.errorf(g.line, "%s: unknown algorithm %q (want one of %s)", gp, s, strings.Join(bundleAlgorithms, ", "))
+				}
+				v.Algorithm = s
+			}
+		case "scope":
+			v.Scope, _ = p.str(g.value, gp)
+		}
+	}
+	if v.Key == "" {
+		if keyUnset {
+			return
+		}
+		p.errorf(f.line, "%s: key is required (a PEM public key, a file holding one, or for HS* the shared secret)", path)
+		return
+	}
+	p.cfg.Policy.Verification = v
 }
 
 // allowList reads a models field.

@@ -26,9 +26,18 @@ func credential(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
 
-// authenticate resolves the request's credential to a principal. Unknown,
-// blocked and expired keys are one error to the client.
+// authenticate resolves the request's credential to a principal, in the
+// authentication span. Unknown, blocked and expired keys are one error to
+// the client.
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (*gateway.Principal, error) {
+	ctx, span := s.startAuthSpan(ctx)
+	p, err := s.lookupPrincipal(ctx, r)
+	endAuthSpan(span, p, err)
+	return p, err
+}
+
+// lookupPrincipal is authenticate without the span.
+func (s *Server) lookupPrincipal(ctx context.Context, r *http.Request) (*gateway.Principal, error) {
 	key := credential(r)
 	if key == "" {
 		return nil, gateway.ErrMissingKey

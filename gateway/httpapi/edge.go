@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/proxy"
 )
 
 // reqCtx carries what the edge and handlers learn about one request, for the
@@ -21,6 +22,8 @@ type reqCtx struct {
 	requested string
 	resolved  string
 	decision  string
+	template  string        // the matched route template
+	upstream  proxy.Outcome // filled in by the proxy for inference calls
 }
 
 type ctxKey struct{}
@@ -40,7 +43,11 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 	rc := &reqCtx{id: requestID(r.Header.Get("X-Request-Id"))}
 	rw := &statusWriter{ResponseWriter: w}
 	rw.Header().Set("X-Request-Id", rc.id)
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rc))
+	ctx, span := s.startServerSpan(r)
+	if span != nil {
+		defer span.End() // after the access log and metrics below
+	}
+	r = r.WithContext(context.WithValue(ctx, ctxKey{}, rc))
 
 	defer func() {
 		if v := recover(); v != nil {
@@ -48,6 +55,7 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 				// The proxy aborts a response that broke after it started;
 				// log it, then let net/http drop the connection.
 				s.accessLog(r, rc, rw.status, time.Since(start))
+				s.observe(r, rc, max(rw.status, http.StatusOK), time.Since(start))
 				panic(v)
 			}
 			s.log.Error("panic serving request", "request_id", rc.id, "panic", v)
@@ -55,7 +63,9 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 				s.writeError(rw, r, errInternal)
 			}
 		}
-		s.accessLog(r, rc, rw.status, time.Since(start))
+		d := time.Since(start)
+		s.accessLog(r, rc, rw.status, d)
+		s.observe(r, rc, max(rw.status, http.StatusOK), d)
 	}()
 
 	if r.ContentLength > s.cfg.MaxBodyBytes {
@@ -72,13 +82,20 @@ func (s *Server) accessLog(r *http.Request, rc *reqCtx, status int, d time.Durat
 	if status == 0 {
 		status = http.StatusOK
 	}
-	attrs := []slog.Attr{
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
 		slog.String("request_id", rc.id),
 		slog.String("method", r.Method),
 		slog.String("route", rc.class),
 		slog.String("operation", rc.operation),
 		slog.Int("status", status),
 		slog.Duration("duration", d),
+	)
+	if id := traceID(r.Context()); id != "" {
+		attrs = append(attrs, slog.String("trace_id", id))
+	}
+	if rc.template != "" {
+		attrs = append(attrs, slog.String("http_route", rc.template))
 	}
 	if p := rc.principal; p != nil && p.Key != nil {
 		attrs = append(attrs, slog.String("key_alias", p.Key.Alias))
@@ -94,6 +111,15 @@ func (s *Server) accessLog(r *http.Request, rc *reqCtx, status int, d time.Durat
 	}
 	if rc.decision != "" {
 		attrs = append(attrs, slog.String("decision", rc.decision))
+	}
+	if u := &rc.upstream; u.Attempts > 0 {
+		attrs = append(attrs, slog.Int("upstream_status", u.Status), slog.Int("upstream_attempts", u.Attempts))
+		if u.Deployment != nil {
+			attrs = append(attrs, slog.String("provider", u.Deployment.Provider), slog.String("deployment", u.Deployment.ID))
+		}
+		if u.TTFB > 0 {
+			attrs = append(attrs, slog.Duration("upstream_ttfb", u.TTFB))
+		}
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }

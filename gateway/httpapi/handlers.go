@@ -94,6 +94,7 @@ func (s *Server) inference(path string) handlerFunc {
 		}
 		rc.resolved = res.Resolved
 		preq.Deployments = res.Deployments
+		preq.Outcome = &rc.upstream
 		return s.cfg.Upstream.Serve(w, r, preq)
 	}
 }
@@ -198,6 +199,12 @@ func OwnedBy(res gateway.Resolution) string {
 		return res.Deployments[0].Provider
 	}
 	return "gateway"
+}
+
+// metrics serves the Prometheus scrape.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ *reqCtx) error {
+	s.cfg.Metrics.ServeHTTP(w, r)
+	return nil
 }
 
 func (s *Server) liveliness(w http.ResponseWriter, _ *http.Request, _ *reqCtx) error {

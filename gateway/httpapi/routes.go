@@ -49,6 +49,10 @@ func (s *Server) table() []route {
 		route{http.MethodGet, "/health/liveness", gateway.RouteHealth, "health.liveliness", false, s.liveliness},
 		route{http.MethodGet, "/health/readiness", gateway.RouteHealth, "health.readiness", false, s.readiness},
 	)
+	if s.cfg.Metrics != nil {
+		rs = append(rs, route{http.MethodGet, "/metrics", gateway.RouteHealth, "metrics", false, s.metrics})
+	}
+	rs = append(rs, s.policyRoutes()...)
 	if s.cfg.Admin != nil {
 		for _, ep := range s.cfg.Admin.Endpoints() {
 			class := gateway.RouteAdmin
@@ -73,7 +77,7 @@ func (s *Server) routes() *mux.Router {
 			paths = append(paths, "/v1"+rt.path)
 		}
 		for _, p := range paths {
-			r.Handle(p, s.wrap(rt)).Methods(rt.method)
+			r.Handle(p, s.wrap(rt, p)).Methods(rt.method)
 		}
 	}
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
@@ -81,13 +85,16 @@ func (s *Server) routes() *mux.Router {
 	return r
 }
 
-// wrap attaches the route's class and operation to the request context and
-// sends the handler's error to the mapper.
-func (s *Server) wrap(rt route) http.Handler {
+// wrap attaches the route's class, operation and template to the request
+// context, names the server span, and sends the handler's error to the
+// mapper.
+func (s *Server) wrap(rt route, template string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := requestCtx(r)
 		rc.class = rt.class
 		rc.operation = rt.operation
+		rc.template = template
+		nameSpan(r, template)
 		if err := rt.handle(w, r, rc); err != nil {
 			s.writeError(w, r, err)
 		}

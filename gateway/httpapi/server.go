@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/admin"
@@ -42,6 +43,9 @@ type Config struct {
 	// Admin serves the admin API (/key/*, /team/*, /user/*, /model/info);
 	// nil leaves those routes unserved.
 	Admin *admin.API
+	// Policy serves /admin/policy/status and /admin/policy/explain (admin
+	// route class); nil leaves those routes unserved.
+	Policy Policy
 	// MasterKey is the admin credential. Required.
 	MasterKey gateway.Secret
 	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
@@ -52,6 +56,14 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// TracerProvider makes the server span of each request and its
+	// authentication span; nil means no tracing and no cost.
+	TracerProvider trace.TracerProvider
+	// Observer records request metrics; nil means none.
+	Observer RequestObserver
+	// Metrics serves GET /metrics (route class health, no key needed);
+	// nil leaves the route unserved.
+	Metrics http.Handler
 }
 
 // Server is the gateway's http.Handler.
@@ -59,6 +71,7 @@ type Server struct {
 	cfg        Config
 	log        *slog.Logger
 	router     *mux.Router
+	tracer     trace.Tracer // nil without tracing
 	masterHash string
 	created    int64
 }
@@ -94,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 		created:    cfg.Now().Unix(),
 	}
 	s.router = s.routes()
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	return s, nil
 }
 

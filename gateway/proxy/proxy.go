@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/mock"
 	"github.com/regate/gateway/gateway/openai"
@@ -49,6 +51,13 @@ type Config struct {
 	// Mock serves the built-in "mock" provider in-process. Nil means
 	// mock.New(mock.Config{}).
 	Mock http.Handler
+	// TracerProvider makes one client span per call (attempts, time to
+	// first byte) and propagates W3C trace context upstream. Nil means no
+	// tracing and no cost.
+	TracerProvider trace.TracerProvider
+	// Observer is called once per call, after it ended, with its outcome
+	// (metrics). Nil means none.
+	Observer func(*Outcome)
 }
 
 // NewTransport returns the default upstream transport: a clone of
@@ -74,13 +83,18 @@ type Proxy struct {
 	mock           http.RoundTripper
 	log            *slog.Logger
 	attemptTimeout time.Duration
+	tracer         trace.Tracer
+	observe        func(*Outcome)
 	// next holds the rotation counter of each model group.
 	next sync.Map // string → *atomic.Uint64
 }
 
 // New returns a Proxy. It does no I/O.
 func New(cfg Config) (*Proxy, error) {
-	p := &Proxy{network: cfg.Transport, log: cfg.Logger, attemptTimeout: cfg.AttemptTimeout}
+	p := &Proxy{network: cfg.Transport, log: cfg.Logger, attemptTimeout: cfg.AttemptTimeout, observe: cfg.Observer}
+	if cfg.TracerProvider != nil {
+		p.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	if p.network == nil {
 		p.network = NewTransport()
 	}
@@ -135,6 +149,8 @@ type Request struct {
 	// Deployments serve the resolved model group in config order, with
 	// UpstreamModel set.
 	Deployments []gateway.Deployment
+	// Outcome, when not nil, is filled in before Serve returns.
+	Outcome *Outcome
 }
 
 // call is the state of one Serve call, carried in the request context from
@@ -151,6 +167,15 @@ type call struct {
 	attempts int
 	// err is the error Serve returns; set when nothing was written.
 	err error
+
+	// For Outcome: start of Serve, first body byte, last deployment
+	// tried, its status, failures; span is nil without tracing.
+	start, first time.Time
+	last         *gateway.Deployment
+	status       int
+	failures     []Attempt
+	span         trace.Span
+	method       string
 }
 
 type callKey struct{}
@@ -179,8 +204,12 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 	if len(req.Deployments) == 0 {
 		return ErrNoDeployments
 	}
-	c := &call{req: &req, order: p.rotate(req.Deployments), clientCtx: r.Context()}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	c := &call{req: &req, order: p.rotate(req.Deployments), start: time.Now(), method: r.Method}
+	var ctx context.Context
+	ctx, c.span = p.startSpan(r.Context(), &req)
+	c.clientCtx = ctx
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey{}, c)))
+	p.finish(c, &req)
 	return c.err
 }
 

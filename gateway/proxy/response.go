@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"mime"
@@ -36,6 +35,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		deployment = c.served.ID
 	}
 	if res.StatusCode >= 400 {
+		c.fail(c.served, FailStatus, res.StatusCode)
 		return clientError(res, deployment, c.attempts)
 	}
 	h := res.Header
@@ -48,7 +48,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		h.Del("X-Request-Id")
 		h["X-Upstream-Request-Id"] = v
 	}
-	g := &guardBody{rc: res.Body, clientCtx: c.clientCtx, log: p.log, attrs: c.logAttrs()}
+	g := &guardBody{rc: res.Body, call: c, log: p.log, attrs: c.logAttrs()}
 	if isSSE(res) {
 		// The error event may follow; a declared length would forbid it.
 		h.Del("Content-Length")
@@ -76,11 +76,11 @@ func isSSE(res *http.Response) bool {
 // event followed by a clean end, so the client gets a well-formed stream
 // without [DONE]. A client that went away is not an upstream failure.
 type guardBody struct {
-	rc        io.ReadCloser
-	clientCtx context.Context
-	log       *slog.Logger
-	attrs     []any
-	sse       bool
+	rc    io.ReadCloser
+	call  *call // for Outcome: first byte, failures
+	log   *slog.Logger
+	attrs []any
+	sse   bool
 
 	scratch []byte // upstream reads
 	held    []byte // the unfinished last event
@@ -92,8 +92,12 @@ type guardBody struct {
 func (g *guardBody) Read(p []byte) (int, error) {
 	if !g.sse {
 		n, err := g.rc.Read(p)
-		if err != nil && err != io.EOF && g.clientCtx.Err() == nil {
+		if n > 0 {
+			g.call.firstByte()
+		}
+		if err != nil && err != io.EOF && g.call.clientCtx.Err() == nil {
 			g.log.Warn("upstream body failed", append(g.attrs, "error", err)...)
+			g.call.fail(g.call.served, FailStream, 0)
 		}
 		return n, err
 	}
@@ -108,6 +112,7 @@ func (g *guardBody) Read(p []byte) (int, error) {
 		}
 		n, err := g.rc.Read(g.scratch)
 		if n > 0 {
+			g.call.firstByte()
 			// Only the new bytes (and two before them) can end an event.
 			from := max(0, len(g.held)-2)
 			g.held = append(g.held, g.scratch[:n]...)
@@ -126,10 +131,11 @@ func (g *guardBody) Read(p []byte) (int, error) {
 			// A clean end: pass on whatever the upstream sent.
 			g.out = append(g.out, g.held...)
 			g.held, g.final = nil, io.EOF
-		case err != nil && g.clientCtx.Err() != nil:
+		case err != nil && g.call.clientCtx.Err() != nil:
 			g.final = err
 		case err != nil:
 			g.log.Warn("upstream stream failed", append(g.attrs, "error", err)...)
+			g.call.fail(g.call.served, FailStream, 0)
 			// Drop the unfinished event; end with the error event.
 			g.out = append(g.out, streamFailed...)
 			g.held, g.final = nil, io.EOF

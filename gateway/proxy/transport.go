@@ -56,15 +56,19 @@ func (f failover) RoundTrip(out *http.Request) (*http.Response, error) {
 	for i := range c.order {
 		d := &c.order[i]
 		c.attempts = i + 1
+		c.last = d
 		res, fail, err := f.p.attempt(out, c, d)
 		if err != nil {
 			return nil, err
 		}
 		if fail == nil {
 			c.served = d
+			c.status = res.StatusCode
 			return res, nil
 		}
 		fail.deployment = d.ID
+		c.status = fail.status
+		c.fail(d, fail.kind(), fail.status)
 		f.p.log.Warn("upstream attempt failed",
 			"operation", c.req.Operation, "model_group", d.ModelName, "deployment", d.ID,
 			"provider", d.Provider, "attempt", i+1, "of", len(c.order),
@@ -143,6 +147,18 @@ func (p *Proxy) attempt(out *http.Request, c *call, d *gateway.Deployment) (*htt
 	return res, nil, nil
 }
 
+// kind is the failure's kind for Outcome.
+func (f *failure) kind() string {
+	switch {
+	case f.status != 0:
+		return FailStatus
+	case errors.Is(f.err, ErrUpstreamTimeout):
+		return FailTimeout
+	default:
+		return FailUnavailable
+	}
+}
+
 func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
@@ -195,6 +211,7 @@ func (p *Proxy) attemptRequest(ctx context.Context, out *http.Request, c *call, 
 	if d.Provider == providerMock && d.MockLatency > 0 && h.Get(mock.HeaderLatency) == "" {
 		h.Set(mock.HeaderLatency, d.MockLatency.String())
 	}
+	p.inject(areq)
 	return areq, nil
 }
 

@@ -7,21 +7,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/examples"
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/admin"
 	"github.com/regate/gateway/gateway/authcache"
 	"github.com/regate/gateway/gateway/config"
+	"github.com/regate/gateway/gateway/decisionlog"
 	"github.com/regate/gateway/gateway/httpapi"
 	"github.com/regate/gateway/gateway/proxy"
+	"github.com/regate/gateway/gateway/telemetry"
 	"github.com/regate/gateway/rego"
 	"github.com/regate/gateway/store/memory"
 	"github.com/regate/gateway/store/postgres"
@@ -37,9 +42,18 @@ type Options struct {
 	ConfigData []byte
 	// Listen is the address to listen on; default 127.0.0.1:4000.
 	Listen string
-	// Bundles are policy bundle directories replacing or extending the
-	// embedded default; empty means the default alone.
+	// Bundles are policy bundle locations (directories, .tar.gz bundles,
+	// bundle-service URLs) replacing or extending the embedded default;
+	// empty means gateway_settings.policy.bundle, or the default alone.
 	Bundles []string
+	// DecisionLog is where decision events go ("stdout", "stderr", a file,
+	// "off"); empty means gateway_settings.policy.decision_log.
+	DecisionLog string
+	// DecisionLogOutput, when set, receives the decision events instead
+	// (tests).
+	DecisionLogOutput io.Writer
+	// Now is the clock of the policy's input.now; nil means time.Now.
+	Now func() time.Time
 	// Env looks up environment variables; nil means os.LookupEnv.
 	Env func(string) (string, bool)
 	// Logger receives logs; nil discards them.
@@ -51,6 +65,13 @@ type Options struct {
 	DatabaseURL string
 	// Cache tunes the principal cache; zero values mean its defaults.
 	Cache authcache.Config
+	// TracerProvider receives the spans of requests, authentication,
+	// policy decisions and upstream calls; nil means no tracing (serve
+	// builds one from the OTEL_* environment).
+	TracerProvider trace.TracerProvider
+	// DisableMetrics leaves GET /metrics unserved and records nothing
+	// (benchmark baselines).
+	DisableMetrics bool
 }
 
 // Gateway is a wired gateway, ready to Start.
@@ -67,6 +88,12 @@ type Gateway struct {
 	Handler http.Handler
 	// Durable is true when Store is PostgreSQL.
 	Durable bool
+	// Metrics is the Prometheus registry behind GET /metrics; nil when
+	// Options.DisableMetrics.
+	Metrics *telemetry.Metrics
+	// DecisionLog records every policy decision; nil when it is off.
+	DecisionLog *decisionlog.Logger
+	dlogCloser  io.Closer
 
 	listen string
 	log    *slog.Logger
@@ -74,6 +101,8 @@ type Gateway struct {
 	ln     net.Listener
 	done   chan error
 	stop   context.CancelFunc
+	// draining turns readiness false before shutdown.
+	draining *atomic.Bool
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -127,22 +156,11 @@ const EmbeddedConfigName = "embedded examples/config.yaml"
 
 // NewEngine compiles the policy bundles Options and the config name.
 func NewEngine(cfg *config.Config, opts Options, log *slog.Logger) (*rego.Engine, error) {
-	dirs := opts.Bundles
-	if len(dirs) == 0 {
-		dirs = cfg.PolicyBundles
+	rc, err := engineConfig(cfg, opts, log)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
 	}
-	var fss []fs.FS
-	for _, d := range dirs {
-		st, err := os.Stat(d)
-		if err != nil {
-			return nil, fmt.Errorf("policy bundle: %w", err)
-		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("policy bundle %s: not a directory", d)
-		}
-		fss = append(fss, os.DirFS(d))
-	}
-	eng, err := rego.New(rego.Config{Bundles: fss, Logger: log})
+	eng, err := rego.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -221,7 +239,18 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	if err := st.Subscribe(subCtx, cache.Invalidate); err != nil {
 		return fail(fmt.Errorf("subscribe to store changes: %w", err))
 	}
-	px, err := proxy.New(proxy.Config{Transport: opts.Transport, Logger: log})
+	// The decision log is opened below; its drop counter is read at scrape
+	// time, after Build.
+	var dlog *decisionlog.Logger
+	metrics, err := newMetrics(cfg, cache, eng, func() uint64 { return dlog.Dropped() }, opts)
+	if err != nil {
+		return fail(err)
+	}
+	pcfg := proxy.Config{Transport: opts.Transport, Logger: log, TracerProvider: opts.TracerProvider}
+	if metrics != nil {
+		pcfg.Observer = metrics.ObserveUpstream
+	}
+	px, err := proxy.New(pcfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -229,17 +258,48 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	if err != nil {
 		return fail(err)
 	}
-	h, err := httpapi.New(httpapi.Config{
-		Resolver:     cfg.Catalog,
-		Authorizer:   eng,
+	draining := new(atomic.Bool)
+	var authz gateway.Authorizer = eng
+	dlog, dlogCloser, err := openDecisionLog(cfg, opts, eng, eng, log)
+	if err != nil {
+		return fail(err)
+	}
+	if dlog != nil {
+		authz = dlog
+		fail = func(err error) (*Gateway, error) {
+			stop()
+			_ = dlog.Close(context.Background())
+			if dlogCloser != nil {
+				_ = dlogCloser.Close()
+			}
+			return nil, err
+		}
+	}
+	hcfg := httpapi.Config{
+		Resolver: cfg.Catalog,
+		Authorizer: telemetry.NewAuthorizer(telemetry.AuthorizerConfig{
+			Next: authz, TracerProvider: opts.TracerProvider, Metrics: metrics, Revision: eng.Revision,
+		}),
 		Store:        cache,
 		Upstream:     px,
 		Admin:        adm,
+		Policy:       policyAdmin{eng},
 		MasterKey:    cfg.MasterKey,
 		MaxBodyBytes: cfg.MaxRequestBodyBytes,
 		Logger:       log,
-		Ready:        st.Ping,
-	})
+		Ready: func(ctx context.Context) error {
+			if draining.Load() {
+				return errDraining
+			}
+			return st.Ping(ctx)
+		},
+		TracerProvider: opts.TracerProvider,
+		Now:            opts.Now,
+	}
+	if metrics != nil {
+		hcfg.Observer, hcfg.Metrics = metrics, metrics.Handler()
+	}
+	h, err := httpapi.New(hcfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -249,8 +309,9 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	}
 	_, durable := st.(*postgres.Store)
 	return &Gateway{
-		Config: cfg, Engine: eng, Store: st, Cache: cache, Handler: h, Durable: durable,
-		listen: listen, log: log, stop: stop,
+		Config: cfg, Engine: eng, Store: st, Cache: cache, Handler: h, Durable: durable, Metrics: metrics,
+		listen: listen, log: log, stop: stop, draining: draining,
+		DecisionLog: dlog, dlogCloser: dlogCloser,
 	}, nil
 }
 
@@ -270,6 +331,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.done = make(chan error, 1)
 	go func() { g.done <- g.srv.Serve(ln) }()
+	g.Engine.Start(ctx)
 	return nil
 }
 
@@ -305,5 +367,6 @@ func (g *Gateway) Close() {
 	if g.stop != nil {
 		g.stop()
 	}
+	g.closePolicy()
 	g.Store.Close()
 }

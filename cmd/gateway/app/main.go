@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/regate/gateway/gateway/config"
+	"github.com/regate/gateway/gateway/telemetry"
 	"github.com/regate/gateway/store/postgres"
 )
 
@@ -22,14 +22,29 @@ commands:
   serve     run the gateway (default)
   check     validate a config and the policy, print warnings; exit 1 on errors
   migrate   apply the PostgreSQL schema migrations (needs --database-url)
+  healthcheck  exit 0 when the gateway at --listen is ready (container health checks)
   version   print the version
 
 flags (serve, check):
   --config FILE     config file (env GATEWAY_CONFIG); default: the embedded example config
   --listen ADDR     listen address (env GATEWAY_LISTEN); default 127.0.0.1:4000
-  --bundle DIR      policy bundle directory, repeatable (env GATEWAY_BUNDLE)
+  --bundle LOC      policy bundle: a directory, an OPA bundle .tar.gz or an
+                    OPA bundle-service URL; repeatable (env GATEWAY_BUNDLE)
   --database-url U  PostgreSQL URL (env DATABASE_URL); default: the in-memory
                     store, which is not durable
+
+flags (serve):
+  --decision-log D      decision events to stdout, stderr or a file, or off
+                        (env GATEWAY_DECISION_LOG); default gateway_settings.policy.decision_log
+  --log-level L         debug, info, warn or error (env GATEWAY_LOG_LEVEL); default info
+  --log-format F        json or text (env GATEWAY_LOG_FORMAT); default json
+  --drain-delay D       after SIGTERM/SIGINT, serve on with readiness false for D
+                        (env GATEWAY_DRAIN_DELAY); default 0s
+  --shutdown-timeout D  then let in-flight requests and streams finish for up to D
+                        (env GATEWAY_SHUTDOWN_TIMEOUT); default 30s
+
+Traces are exported over OTLP when the standard OTEL_* environment names an
+exporter or endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp).
 
 The master key comes from general_settings.master_key or GATEWAY_MASTER_KEY
 (or LITELLM_MASTER_KEY).
@@ -56,14 +71,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	var bundles stringList
 	fset.StringVar(&opts.ConfigPath, "config", getenv("GATEWAY_CONFIG"), "config file")
 	fset.StringVar(&opts.Listen, "listen", or(getenv("GATEWAY_LISTEN"), DefaultListen), "listen address")
-	fset.Var(&bundles, "bundle", "policy bundle directory (repeatable)")
+	fset.Var(&bundles, "bundle", "policy bundle directory, .tar.gz or URL (repeatable)")
+	fset.StringVar(&opts.DecisionLog, "decision-log", getenv("GATEWAY_DECISION_LOG"), "decision log destination")
 	fset.StringVar(&opts.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL")
+	ops := addOpsFlags(fset, getenv)
 
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "gateway", Version())
 		return 0
-	case "serve", "check", "migrate":
+	case "serve", "check", "migrate", "healthcheck":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -92,8 +109,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 		return check(ctx, opts, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, opts.DatabaseURL, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, opts.Listen, stdout, stderr)
 	}
-	return serve(ctx, opts, stderr)
+	if err := ops.validate(); err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 2
+	}
+	return serve(ctx, opts, ops, stderr)
 }
 
 func or(a, b string) string {
@@ -137,9 +160,28 @@ func printWarnings(w io.Writer, name string, ws []config.Warning) {
 }
 
 // serve runs the gateway until ctx ends, then drains.
-func serve(ctx context.Context, opts Options, stderr io.Writer) int {
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer) int {
+	log, err := telemetry.NewLogger(stderr, ops.LogFormat, ops.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 2
+	}
 	opts.Logger = log
+	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingConfig{Env: opts.Env, ServiceVersion: Version()})
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(fctx); err != nil {
+				log.Warn("flush traces", "error", err)
+			}
+		}()
+	}
 	g, err := Build(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)
@@ -160,15 +202,12 @@ func serve(ctx context.Context, opts Options, stderr io.Writer) int {
 	} else {
 		log.Warn("using the in-memory store: keys, teams and users written through the API are lost on exit (set DATABASE_URL for PostgreSQL)")
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := g.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "error", err)
-		return 1
+	if tp != nil {
+		log.Info("exporting traces over OTLP")
 	}
-	return 0
+	reloadOnHUP(ctx, g, log)
+	<-ctx.Done()
+	return drainAndStop(ctx, g, ops, log)
 }
 
 // migrate applies the schema migrations and reports the version.

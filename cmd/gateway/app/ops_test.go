@@ -1,0 +1,101 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestOpsFlags checks that bad log and shutdown settings are refused with
+// exit 2 before anything starts, from flags and from the environment.
+func TestOpsFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"bad drain env", nil, map[string]string{"GATEWAY_DRAIN_DELAY": "soon"}, "GATEWAY_DRAIN_DELAY"},
+		{"negative timeout env", nil, map[string]string{"GATEWAY_SHUTDOWN_TIMEOUT": "-1s"}, "GATEWAY_SHUTDOWN_TIMEOUT"},
+		{"bad level flag", []string{"--log-level", "loud"}, nil, "log level"},
+		{"bad format env", nil, map[string]string{"GATEWAY_LOG_FORMAT": "xml"}, "log format"},
+		{"negative flag", []string{"--drain-delay", "-2s"}, nil, "must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main(t.Context(), append([]string{"serve"}, tc.args...), &out, &errOut, env(tc.env))
+			if code != 2 || !strings.Contains(errOut.String(), tc.wantErr) {
+				t.Errorf("Main(serve %v, env %v) = %d, stderr %q; want 2 mentioning %q", tc.args, tc.env, code, errOut.String(), tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		want   int
+	}{
+		{"ready", http.StatusOK, 0},
+		{"draining", http.StatusServiceUnavailable, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/health/readiness" {
+					http.NotFound(w, r)
+					return
+				}
+				w.WriteHeader(tc.status)
+			}))
+			defer srv.Close()
+			// An unspecified listen host is asked on loopback.
+			port := srv.Listener.Addr().String()[strings.LastIndex(srv.Listener.Addr().String(), ":"):]
+			var out, errOut bytes.Buffer
+			if code := Main(t.Context(), []string{"healthcheck", "--listen", "0.0.0.0" + port}, &out, &errOut, env(nil)); code != tc.want {
+				t.Errorf("healthcheck against %d = exit %d (%s), want %d", tc.status, code, errOut.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestDrainReadiness checks that Drain turns readiness false on a running
+// gateway while it keeps serving.
+func TestDrainReadiness(t *testing.T) {
+	g, err := Build(t.Context(), Options{Listen: "127.0.0.1:0", Env: env(map[string]string{"GATEWAY_MASTER_KEY": "sk-master-drain"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+	}()
+	get := func(path string) int {
+		resp, err := http.Get("http://" + g.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := get("/health/readiness"); s != http.StatusOK {
+		t.Fatalf("readiness before Drain = %d, want 200", s)
+	}
+	g.Drain()
+	if s := get("/health/readiness"); s != http.StatusServiceUnavailable {
+		t.Errorf("readiness after Drain = %d, want 503", s)
+	}
+	if s := get("/health/liveliness"); s != http.StatusOK {
+		t.Errorf("liveliness after Drain = %d, want 200 (still serving)", s)
+	}
+}

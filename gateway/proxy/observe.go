@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// Failure kinds of Attempt.Kind.
+const (
+	// FailUnavailable: no connection could be made.
+	FailUnavailable = "unavailable"
+	// FailTimeout: no response headers in time.
+	FailTimeout = "timeout"
+	// FailStatus: the upstream answered with an error status (Attempt.Status).
+	FailStatus = "status"
+	// FailStream: the response body broke after it started.
+	FailStream = "stream"
+)
+
+// Attempt is one failure of an upstream call: a failed attempt that was
+// failed over from, an upstream 4xx passed to the client, or a body that
+// broke after it started.
+type Attempt struct {
+	// Deployment is the deployment that failed.
+	Deployment *gateway.Deployment
+	// Kind is FailUnavailable, FailTimeout, FailStatus or FailStream.
+	Kind string
+	// Status is the upstream status for FailStatus, else 0.
+	Status int
+}
+
+// Outcome is what Serve learned about one upstream call, for logs, metrics
+// and traces. It never holds credentials or bodies.
+type Outcome struct {
+	// Operation and Stream are copied from the Request.
+	Operation string
+	Stream    bool
+	// Deployment served the answer, or is the last one tried when every
+	// attempt failed; nil when none was tried.
+	Deployment *gateway.Deployment
+	// Attempts is the number of deployments tried.
+	Attempts int
+	// Status is the upstream status of the answer passed on or of the last
+	// failure; 0 when no upstream answered.
+	Status int
+	// Failures lists what went wrong, in order; empty for a clean call.
+	Failures []Attempt
+	// TTFB is the time from the start of Serve to the first response body
+	// byte from the upstream (for a stream, its first event); 0 when none
+	// arrived.
+	TTFB time.Duration
+	// Duration is the time Serve took: for a stream, until its end.
+	Duration time.Duration
+	// ClientGone is true when the client went away before the end.
+	ClientGone bool
+}
+
+// traceContext is the propagator of the upstream call: W3C trace context.
+var traceContext propagation.TraceContext
+
+const tracerName = "github.com/regate/gateway/gateway/proxy"
+
+// startSpan starts the upstream call's client span when tracing is on.
+func (p *Proxy) startSpan(ctx context.Context, req *Request) (context.Context, trace.Span) {
+	if p.tracer == nil {
+		return ctx, nil
+	}
+	ctx, span := p.tracer.Start(ctx, "upstream "+req.Operation, trace.WithSpanKind(trace.SpanKindClient))
+	if !span.IsRecording() {
+		// Not sampled: the context still carries the trace upstream.
+		span.End()
+		return ctx, nil
+	}
+	return ctx, span
+}
+
+// inject sends the current trace context to the upstream.
+func (p *Proxy) inject(areq *http.Request) {
+	if p.tracer != nil {
+		traceContext.Inject(areq.Context(), propagation.HeaderCarrier(areq.Header))
+	}
+}
+
+// firstByte records the arrival of the first response body byte.
+func (c *call) firstByte() {
+	if !c.first.IsZero() {
+		return
+	}
+	c.first = time.Now()
+	if c.span != nil && c.req.Stream {
+		c.span.AddEvent("first byte", trace.WithTimestamp(c.first))
+	}
+}
+
+// fail records a failure of deployment d.
+func (c *call) fail(d *gateway.Deployment, kind string, status int) {
+	c.failures = append(c.failures, Attempt{Deployment: d, Kind: kind, Status: status})
+	if c.span != nil {
+		attrs := []attribute.KeyValue{
+			attribute.String("gateway.deployment", d.ID),
+			attribute.String("gateway.provider", d.Provider),
+			attribute.String("gateway.failure", kind),
+		}
+		if status != 0 {
+			attrs = append(attrs, attribute.Int("http.response.status_code", status))
+		}
+		c.span.AddEvent("upstream failure", trace.WithAttributes(attrs...))
+	}
+}
+
+// finish completes the outcome, ends the span and reports to the observer.
+func (p *Proxy) finish(c *call, req *Request) {
+	o := req.Outcome
+	if o == nil && p.observe == nil && c.span == nil {
+		return
+	}
+	if o == nil {
+		o = new(Outcome)
+	}
+	*o = Outcome{
+		Operation:  req.Operation,
+		Stream:     req.Stream,
+		Deployment: c.last,
+		Attempts:   c.attempts,
+		Status:     c.status,
+		Failures:   c.failures,
+		Duration:   time.Since(c.start),
+		ClientGone: c.clientCtx.Err() != nil,
+	}
+	if !c.first.IsZero() {
+		o.TTFB = c.first.Sub(c.start)
+	}
+	if span := c.span; span != nil {
+		// Few attributes: each costs CPU on every call. The operation is
+		// in the span name; a stream's total time is the span's duration
+		// and also an attribute, next to its time to first byte.
+		attrs := make([]attribute.KeyValue, 0, 9)
+		attrs = append(attrs, attribute.Int("gateway.attempts", o.Attempts))
+		if d := o.Deployment; d != nil {
+			attrs = append(attrs,
+				attribute.String("gateway.provider", d.Provider),
+				attribute.String("gateway.model_group", d.ModelName),
+				attribute.String("gateway.deployment", d.ID))
+		}
+		if o.Status != 0 {
+			attrs = append(attrs, attribute.Int("http.response.status_code", o.Status))
+		}
+		if o.TTFB > 0 {
+			attrs = append(attrs, attribute.Float64("gateway.upstream.ttfb_ms", ms(o.TTFB)))
+		}
+		if o.Stream {
+			attrs = append(attrs, attribute.Bool("gateway.stream", true),
+				attribute.Float64("gateway.upstream.duration_ms", ms(o.Duration)))
+		}
+		span.SetAttributes(attrs...)
+		switch {
+		case o.ClientGone:
+			span.SetStatus(codes.Error, "client went away")
+		case c.err != nil || o.Status >= 500:
+			span.SetStatus(codes.Error, "upstream call failed")
+		case len(o.Failures) > 0 && o.Failures[len(o.Failures)-1].Kind == FailStream:
+			span.SetStatus(codes.Error, "upstream stream failed")
+		}
+		span.End()
+	}
+	if p.observe != nil {
+		p.observe(o)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
