@@ -116,7 +116,7 @@ func (e *Engine) Explain(ctx context.Context, in *gateway.Input) (Explanation, e
 // denyMessages turns the custom deny set into sorted strings, formatting
 // non-strings the way the default policy does.
 func denyMessages(t *ast.Term) []string {
-	var out []string
+	out := []string{} // [] in JSON, never null
 	add := func(m *ast.Term) {
 		if s, ok := m.Value.(ast.String); ok {
 			out = append(out, string(s))

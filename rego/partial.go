@@ -60,8 +60,6 @@ var peUnknowns = []string{"input.request", "input.model", "input.candidates", "i
 var peNoInline = []string{
 	"data.gateway.authz._allow_reason",
 	"data.gateway.authz._denial",
-	"data.gateway.authz._key_usable",
-	"data.gateway.authz._principal_usable",
 	"data.gateway.authz._model_allowed",
 	"data.gateway.authz._model_key_ok",
 	"data.gateway.authz._model_team_ok",
@@ -182,7 +180,7 @@ func (c *specCache) specialise(ctx context.Context, query string, known ast.Obje
 		return nil, fmt.Errorf("compile residual of %s: %w", query, compiler.Errors)
 	}
 	q, err := oparego.New(
-		oparego.ParsedQuery(ast.MustParseBody(peResult)),
+		oparego.ParsedQuery(residualQuery(pq.Queries)),
 		oparego.Compiler(compiler),
 		oparego.Store(c.store),
 		oparego.Capabilities(Capabilities()),
@@ -193,6 +191,23 @@ func (c *specCache) specialise(ctx context.Context, query string, known ast.Obje
 		return nil, fmt.Errorf("prepare residual of %s: %w", query, err)
 	}
 	return &q, nil
+}
+
+// residualQuery is the query that evaluates the residual: the rule that
+// collects the residual queries, or, when partial evaluation left the one
+// query "<ref> = result", the reference itself (a rule evaluation less per
+// request).
+func residualQuery(queries []ast.Body) ast.Body {
+	if len(queries) == 1 && len(queries[0]) == 1 {
+		e := queries[0][0]
+		if e.IsEquality() && !e.Negated && len(e.With) == 0 {
+			lhs, rhs := e.Operand(0), e.Operand(1)
+			if _, ok := lhs.Value.(ast.Ref); ok && rhs.Equal(ast.VarTerm("result")) {
+				return ast.NewBody(ast.NewExpr(lhs))
+			}
+		}
+	}
+	return ast.MustParseBody(peResult)
 }
 
 // selfContained checks that x refers to no data outside the support

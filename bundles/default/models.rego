@@ -39,7 +39,7 @@ visible_models contains input.candidates[i].id if {
 	count(input.candidates[i].names) > 0 # an empty chain is permitted nothing
 }
 
-_has_index if is_object(input.candidate_index)
+_has_index if is_set(input.candidate_index.ids)
 
 # METADATA
 # title: Layers

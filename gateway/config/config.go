@@ -72,6 +72,10 @@ type PolicySettings struct {
 	// PollInterval is how often bundle-service URLs are polled; zero means
 	// the engine's default (30s).
 	PollInterval time.Duration
+	// FilePollInterval is how often directory and tarball bundles are
+	// checked for changes; zero means the engine's default (1s). A long
+	// interval leaves reloads to SIGHUP.
+	FilePollInterval time.Duration
 	// DecisionLog is where decision events go: "stdout", "stderr" or a file
 	// (appended to; relative paths are relative to the config file). Empty
 	// means no decision log.

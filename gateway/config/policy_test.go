@@ -19,6 +19,7 @@ func TestPolicySettings(t *testing.T) {
 	cfg := mustParse(t, []byte(policyModels+`    bundle: https://bundles.example.com/b.tar.gz
     run_tests: true
     poll_interval: 10s
+    file_poll_interval: 1h
     decision_log: stdout
     verification:
       key: os.environ/BUNDLE_SECRET
@@ -27,8 +28,8 @@ func TestPolicySettings(t *testing.T) {
       scope: prod
 `), map[string]string{"BUNDLE_SECRET": "s3cret"})
 	p := cfg.Policy
-	if !p.RunTests || p.PollInterval != 10*time.Second || p.DecisionLog != "stdout" {
-		t.Errorf("Policy = %+v, want run_tests, 10s, stdout", p)
+	if !p.RunTests || p.PollInterval != 10*time.Second || p.FilePollInterval != time.Hour || p.DecisionLog != "stdout" {
+		t.Errorf("Policy = %+v, want run_tests, 10s, file poll 1h, stdout", p)
 	}
 	v := p.Verification
 	if v == nil || v.Key.Reveal() != "s3cret" || v.Algorithm != "HS256" || v.KeyID != "ci" || v.Scope != "prod" {
@@ -49,6 +50,8 @@ func TestPolicySettingsProblems(t *testing.T) {
 		{"unknown field", "    decisionlog: stdout\n", []wantProblem{{7, `gateway_settings.policy: unknown field "decisionlog"`}}},
 		{"bad interval", "    poll_interval: soon\n", []wantProblem{{7, "poll_interval: invalid duration"}}},
 		{"interval too short", "    poll_interval: 10ms\n", []wantProblem{{7, "too short"}}},
+		{"bad file interval", "    file_poll_interval: soon\n", []wantProblem{{7, "file_poll_interval: invalid duration"}}},
+		{"file interval too short", "    file_poll_interval: 50ms\n", []wantProblem{{7, "file_poll_interval: 50ms is too short"}}},
 		{"run_tests not a boolean", "    run_tests: yes please\n", []wantProblem{{7, "run_tests: want true or false"}}},
 		{"decision_log not a string", "    decision_log: [stdout]\n", []wantProblem{{7, "decision_log: want a string"}}},
 		{"verification without key", "    verification: {algorithm: RS256}\n", []wantProblem{{7, "verification: key is required"}}},

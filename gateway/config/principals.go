@@ -119,7 +119,7 @@ func (p *parser) gatewaySettings(n *yaml.Node) *principals {
 
 func (p *parser) policy(n *yaml.Node) {
 	const path = "gateway_settings.policy"
-	fields, _ := p.strict(n, path, "bundle", "verification", "run_tests", "poll_interval", "decision_log")
+	fields, _ := p.strict(n, path, "bundle", "verification", "run_tests", "poll_interval", "file_poll_interval", "decision_log")
 	for _, f := range fields {
 		fp := path + "." + f.key
 		switch f.key {
@@ -143,21 +143,32 @@ func (p *parser) policy(n *yaml.Node) {
 		case "run_tests":
 			p.cfg.Policy.RunTests, _ = p.boolean(f.value, fp)
 		case "poll_interval":
-			if s, ok := p.str(f.value, fp); ok && s != "" {
-				d, err := ParseDuration(s)
-				switch {
-				case err != nil:
-					p.errorf(f.line, "%s: %v", fp, err)
-				case d < 100*time.Millisecond:
-					p.errorf(f.line, "%s: %s is too short (at least 100ms)", fp, s)
-				default:
-					p.cfg.Policy.PollInterval = d
-				}
-			}
+			p.cfg.Policy.PollInterval = p.pollInterval(f, fp)
+		case "file_poll_interval":
+			p.cfg.Policy.FilePollInterval = p.pollInterval(f, fp)
 		case "decision_log":
 			p.cfg.Policy.DecisionLog, _ = p.str(f.value, fp)
 		}
 	}
+}
+
+// pollInterval reads a policy poll interval: a duration of at least 100ms;
+// zero (the engine's default) when unset or invalid.
+func (p *parser) pollInterval(f field, fp string) time.Duration {
+	s, ok := p.str(f.value, fp)
+	if !ok || s == "" {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(f.line, "%s: %v", fp, err)
+	case d < 100*time.Millisecond:
+		p.errorf(f.line, "%s: %s is too short (at least 100ms)", fp, s)
+	default:
+		return d
+	}
+	return 0
 }
 
 // bundleAlgorithms are the signature algorithms of OPA's bundle signing.

@@ -190,6 +190,9 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 	for _, w := range g.Config.Warnings {
 		log.Warn("config", "line", w.Line, "warning", w.Message)
 	}
+	// Catch SIGHUP before the listener opens: its default action would end
+	// the process, so one sent as soon as the gateway answers must reload.
+	reloadOnHUP(ctx, g, log)
 	if err := g.Start(ctx); err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 1
@@ -205,7 +208,6 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 	if tp != nil {
 		log.Info("exporting traces over OTLP")
 	}
-	reloadOnHUP(ctx, g, log)
 	<-ctx.Done()
 	return drainAndStop(ctx, g, ops, log)
 }

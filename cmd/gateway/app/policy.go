@@ -32,6 +32,8 @@ func engineConfig(cfg *config.Config, opts Options, log *slog.Logger) (rego.Conf
 		Logger:       log,
 		RunTests:     cfg.Policy.RunTests,
 		PollInterval: cfg.Policy.PollInterval,
+		// Zero leaves the engine's default (1s).
+		FilePollInterval: cfg.Policy.FilePollInterval,
 	}
 	if v := cfg.Policy.Verification; v != nil {
 		key := v.Key.Reveal()
