@@ -69,19 +69,44 @@ func benchEngine(b *testing.B) *Engine {
 	return e
 }
 
+// BenchmarkDecide is one policy decision for the bench principal:
+//
+//   - repeat: the same key, model and route again, answered from the
+//     principal's decision memo (rego/memo.go);
+//   - evaluated: the principal's specialised residual evaluated, as for a
+//     key that expires (the residual reads input.now, so nothing is
+//     memoised);
+//   - general: the general policy, without per-principal specialisation.
 func BenchmarkDecide(b *testing.B) {
-	e := benchEngine(b)
-	in := benchInput()
-	ctx := b.Context()
-	d, err := e.Decide(ctx, in)
-	if err != nil || !d.Allow {
-		b.Fatalf("Decide = %+v, %v, want allow", d, err)
+	expiring := benchInput()
+	expiring.Principal.Key.ExpiresAt = expiring.Now.Add(24 * time.Hour)
+	cases := []struct {
+		name string
+		cfg  Config
+		in   *gateway.Input
+	}{
+		{"repeat", Config{}, benchInput()},
+		{"evaluated", Config{}, expiring},
+		{"general", Config{NoSpecialise: true}, benchInput()},
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := e.Decide(ctx, in); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			e, err := New(bc.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := b.Context()
+			d, err := e.Decide(ctx, bc.in)
+			if err != nil || !d.Allow {
+				b.Fatalf("Decide = %+v, %v, want allow", d, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Decide(ctx, bc.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

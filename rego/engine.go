@@ -375,9 +375,23 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return failClosed(), fmt.Errorf("decide: %w", err)
+	}
 	q := st.decision
+	var (
+		memo *decisionMemo
+		mk   memoKey
+		pin  memoPin
+	)
 	if sp := e.specialised(ctx, st, in, key, team, user); sp != nil && sp.decision != nil {
 		q = *sp.decision
+		if memo = sp.memo; memo != nil {
+			mk, pin = keyOf(in)
+			if d, ok := memo.get(mk); ok {
+				return d, nil
+			}
+		}
 	}
 	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user))
 	if err != nil {
@@ -386,6 +400,9 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	d, err := parseDecision(t)
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
+	}
+	if memo != nil {
+		memo.put(mk, pin, d)
 	}
 	return d, nil
 }

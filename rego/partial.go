@@ -2,7 +2,6 @@ package rego
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -31,9 +30,11 @@ import (
 // few set operations, and its residual would keep comprehensions over the
 // list that cost more than the general rule.
 //
-// When partial evaluation fails, or leaves a reference to a rule it could
-// not specialise (OPA keeps rules with else and functions called inside
-// comprehensions whole), the principal is served by the general query.
+// Rules partial evaluation keeps whole (rules with else, functions called
+// inside comprehensions, a custom deny set iterated in a comprehension) are
+// compiled into the residual as written (keptWhole) and evaluated on the
+// full input. When partial evaluation fails or times out, the principal is
+// served by the general query.
 
 // specCacheSize bounds the specialisations kept per policy revision. When
 // the cache is full it starts over, like the record caches.
@@ -86,6 +87,9 @@ type specKey struct {
 // general one serves (partial evaluation failed for it).
 type specialised struct {
 	decision *oparego.PreparedEvalQuery
+	// memo remembers decisions when the residual allows it (memo.go); nil
+	// otherwise.
+	memo *decisionMemo
 }
 
 // specCache caches specialisations for one policy revision.
@@ -123,9 +127,12 @@ func (c *specCache) get(ctx context.Context, k specKey, key, team, user *ast.Ter
 	defer cancel()
 	sp := &specialised{}
 	var err error
-	if sp.decision, err = c.specialise(ctx, DecisionQuery, known); err != nil {
+	var memo bool
+	if sp.decision, memo, err = c.specialise(ctx, DecisionQuery, known); err != nil {
 		c.errs.Add(1)
 		sp.decision = nil
+	} else if memo {
+		sp.memo = &decisionMemo{}
 	}
 	if _, loaded := c.m.LoadOrStore(k, sp); !loaded && c.n.Add(1) > specCacheSize {
 		c.m.Clear()
@@ -136,13 +143,10 @@ func (c *specCache) get(ctx context.Context, k specKey, key, team, user *ast.Ter
 	return sp
 }
 
-// errNotSpecialised means the residual still needs rules of the general
-// policy.
-var errNotSpecialised = errors.New("residual policy refers to unspecialised rules")
-
 // specialise partially evaluates query with the known principal and
-// prepares the residual, compiled on its own.
-func (c *specCache) specialise(ctx context.Context, query string, known ast.Object) (*oparego.PreparedEvalQuery, error) {
+// prepares the residual, compiled on its own; memo tells whether the
+// residual's results may be memoised (memo.go).
+func (c *specCache) specialise(ctx context.Context, query string, known ast.Object) (q *oparego.PreparedEvalQuery, memo bool, err error) {
 	pq, err := oparego.New(
 		oparego.Query("result = "+query),
 		oparego.Compiler(c.compiler),
@@ -155,14 +159,11 @@ func (c *specCache) specialise(ctx context.Context, query string, known ast.Obje
 		oparego.DisableInlining(peNoInline),
 	).Partial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("partial evaluation of %s: %w", query, err)
+		return nil, false, fmt.Errorf("partial evaluation of %s: %w", query, err)
 	}
 	mod := &ast.Module{Package: &ast.Package{Path: ast.MustParseRef("data.gateway_pe")}}
 	modules := map[string]*ast.Module{"__gateway_pe__": mod}
 	for _, body := range pq.Queries {
-		if err := selfContained(body); err != nil {
-			return nil, err
-		}
 		mod.Rules = append(mod.Rules, &ast.Rule{
 			Head:   ast.NewHead(ast.Var("r"), nil, ast.VarTerm("result")),
 			Body:   body,
@@ -170,16 +171,17 @@ func (c *specCache) specialise(ctx context.Context, query string, known ast.Obje
 		})
 	}
 	for i, m := range pq.Support {
-		if err := selfContained(m); err != nil {
-			return nil, err
-		}
 		modules[fmt.Sprintf("__gateway_pe_support_%d__", i)] = m
+	}
+	kept := c.keptWhole(modules)
+	for name, m := range kept {
+		modules[name] = m
 	}
 	compiler := newCompiler(Capabilities())
 	if compiler.Compile(modules); compiler.Failed() {
-		return nil, fmt.Errorf("compile residual of %s: %w", query, compiler.Errors)
+		return nil, false, fmt.Errorf("compile residual of %s: %w", query, compiler.Errors)
 	}
-	q, err := oparego.New(
+	prepared, err := oparego.New(
 		oparego.ParsedQuery(residualQuery(pq.Queries)),
 		oparego.Compiler(compiler),
 		oparego.Store(c.store),
@@ -188,9 +190,13 @@ func (c *specCache) specialise(ctx context.Context, query string, known ast.Obje
 		oparego.GenerateJSON(rawTerm),
 	).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("prepare residual of %s: %w", query, err)
+		return nil, false, fmt.Errorf("prepare residual of %s: %w", query, err)
 	}
-	return &q, nil
+	support := pq.Support
+	for _, m := range kept {
+		support = append(support, m)
+	}
+	return &prepared, memoisable(pq.Queries, support), nil
 }
 
 // residualQuery is the query that evaluates the residual: the rule that
@@ -210,19 +216,39 @@ func residualQuery(queries []ast.Body) ast.Body {
 	return ast.MustParseBody(peResult)
 }
 
-// selfContained checks that x refers to no data outside the support
-// namespace: a rule partial evaluation kept whole (or a base document) would
-// be missing from the residual's own compiler and read as undefined.
-func selfContained(x any) error {
-	var err error
-	ast.WalkRefs(x, func(r ast.Ref) bool {
-		if err != nil || !r.HasPrefix(ast.DefaultRootRef) {
+// keptWhole returns copies of the policy's modules that the residual
+// modules refer to: rules partial evaluation kept whole (a rule with else,
+// a function called in a comprehension, the custom deny set iterated in a
+// comprehension) are evaluated as written, on the full input, which the
+// residual gets too. Modules those modules refer to are included as well.
+// Base documents need nothing: the residual reads the same store.
+func (c *specCache) keptWhole(residual map[string]*ast.Module) map[string]*ast.Module {
+	out := map[string]*ast.Module{}
+	var queue []*ast.Module
+	for _, m := range residual {
+		queue = append(queue, m)
+	}
+	for len(queue) > 0 {
+		m := queue[0]
+		queue = queue[1:]
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if !r.HasPrefix(ast.DefaultRootRef) || len(r) >= 2 && r[1].Equal(ast.StringTerm(peNamespace)) {
+				return false
+			}
+			g := r.GroundPrefix()
+			for name, orig := range c.compiler.Modules {
+				if _, done := out[name]; done {
+					continue
+				}
+				p := orig.Package.Path
+				if g.HasPrefix(p) || p.HasPrefix(g) {
+					cp := orig.Copy()
+					out[name] = cp
+					queue = append(queue, cp)
+				}
+			}
 			return false
-		}
-		if len(r) < 2 || !r[1].Equal(ast.StringTerm(peNamespace)) {
-			err = fmt.Errorf("%w: %v", errNotSpecialised, r)
-		}
-		return false
-	})
-	return err
+		})
+	}
+	return out
 }

@@ -62,12 +62,13 @@ _denial := _deny(404, "model_not_found", _model_not_found_message, _model_reason
 	_model_denied
 }
 
-_denial := _deny(403, "policy_denied", concat("; ", sort(_custom_deny)), _custom_reasons) if {
+_denial := _deny(403, "policy_denied", concat("; ", msgs), [concat("", ["custom: ", m]) | some m in msgs]) if {
 	_key_usable
 	not input.team.blocked == true
 	not _admin_denied
 	not _model_denied
-	count(_custom_deny) > 0
+	_custom_denied
+	msgs := sort({sprintf("%v", [m]) | some m in data.gateway.custom.deny})
 }
 
 # _allow_reason is the reason of an allowed request, one rule per route
@@ -213,22 +214,11 @@ _requested_is_string if is_string(input.model.requested)
 
 # _custom_denied holds when data.gateway.custom.deny has any element; it is
 # the cheap test of the allow path (without a custom bundle the reference is
-# undefined and nothing is denied).
+# undefined and nothing is denied). The deny's messages are its strings, and
+# other values formatted with sprintf("%v"); a deny that is not a
+# collection makes a custom bundle fail to compile. They are collected in
+# _denial itself, without helper rules or functions, so that the engine can
+# specialise policies with custom rules per principal too.
 _custom_denied if {
 	some _ in data.gateway.custom.deny
 }
-
-# _custom_deny collects the messages of data.gateway.custom.deny, a set of
-# strings (others are formatted). Without a custom bundle the reference is
-# undefined and the set is empty. A deny that is not a collection makes a
-# custom bundle fail to compile.
-_custom_deny contains msg if {
-	some m in data.gateway.custom.deny
-	msg := _message(m)
-}
-
-_message(m) := m if is_string(m)
-
-_message(m) := sprintf("%v", [m]) if not is_string(m)
-
-_custom_reasons := [concat("", ["custom: ", m]) | some m in sort(_custom_deny)]

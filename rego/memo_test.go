@@ -1,0 +1,137 @@
+package rego
+
+import (
+	"testing"
+	"time"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// specOf returns the principal's specialisation under the engine's current
+// policy, building it.
+func specOf(t *testing.T, e *Engine, in *gateway.Input) *specialised {
+	t.Helper()
+	if _, err := e.Decide(t.Context(), in); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	st := e.cur.Load()
+	key, team, user, err := e.principalTerms(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.specialised(t.Context(), st, in, key, team, user)
+}
+
+func TestMemoisable(t *testing.T) {
+	expiring := principal([]string{"gpt-4o"}, nil, nil)
+	expiring.Key.ExpiresAt = testNow.Add(time.Hour)
+	tests := []struct {
+		name    string
+		bundles map[string]string
+		p       *gateway.Principal
+		want    bool
+	}{
+		{"default policy, plain key", nil, principal([]string{"gpt-4o"}, []string{"default-models"}, nil), true},
+		{"default policy, key that expires (reads input.now)", nil, expiring, false},
+		{"custom rule on the path", map[string]string{
+			".manifest":   `{"roots": ["gateway/custom"]}`,
+			"custom.rego": "package gateway.custom\n\ndeny contains \"no\" if startswith(input.request.path, \"/v1/embeddings\")\n",
+		}, principal(nil, nil, nil), false},
+		{"custom rule on the stream flag", map[string]string{
+			".manifest":   `{"roots": ["gateway/custom"]}`,
+			"custom.rego": "package gateway.custom\n\ndeny contains \"no\" if input.request.stream\n",
+		}, principal(nil, nil, nil), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t)
+			if tc.bundles != nil {
+				e = newEngine(t, bundleFS(tc.bundles))
+			}
+			in := &gateway.Input{Request: request(gateway.RouteInference), Principal: tc.p, Model: resolution("gpt-4o", []string{"gpt-4o"}), Now: testNow}
+			sp := specOf(t, e, in)
+			if sp == nil || sp.decision == nil {
+				t.Fatal("not specialised")
+			}
+			if got := sp.memo != nil; got != tc.want {
+				t.Errorf("memoised = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMemoNeverStale checks decisions against inputs that differ in what
+// the memo keys on and in what it must not ignore.
+func TestMemoNeverStale(t *testing.T) {
+	e := newEngine(t, bundleFS(map[string]string{
+		".manifest":   `{"roots": ["gateway/custom"]}`,
+		"custom.rego": "package gateway.custom\n\ndeny contains \"no streaming\" if input.request.stream\n",
+	}))
+	p := principal([]string{"gpt-4o"}, nil, nil)
+	gpt := resolution("gpt-4o", []string{"gpt-4o"})
+	claude := resolution("claude", []string{"claude"})
+	in := func(route string, stream bool, m *gateway.Resolution) *gateway.Input {
+		r := request(route)
+		r.Stream = stream
+		return &gateway.Input{Request: r, Principal: p, Model: m, Now: testNow}
+	}
+	steps := []struct {
+		name  string
+		in    *gateway.Input
+		allow bool
+	}{
+		{"allowed", in(gateway.RouteInference, false, gpt), true},
+		{"allowed again (memo)", in(gateway.RouteInference, false, gpt), true},
+		{"stream denied by the custom rule", in(gateway.RouteInference, true, gpt), false},
+		{"other model", in(gateway.RouteInference, false, claude), false},
+		{"same names, other slices", in(gateway.RouteInference, false, resolution("gpt-4o", []string{"gpt-4o"})), true},
+		{"admin route", in(gateway.RouteAdmin, false, nil), false},
+		{"allowed once more", in(gateway.RouteInference, false, gpt), true},
+	}
+	sp := specOf(t, e, steps[0].in)
+	if sp.memo == nil {
+		t.Fatal("the stream rule's residual should be memoised")
+	}
+	for _, s := range steps {
+		d, err := e.Decide(t.Context(), s.in)
+		if err != nil || d.Allow != s.allow {
+			t.Errorf("%s: Decide = %+v, %v; want allow %v", s.name, d, err, s.allow)
+		}
+	}
+
+	// A key that expires: the residual reads input.now and is evaluated
+	// every time.
+	exp := principal([]string{"gpt-4o"}, nil, nil)
+	exp.Key.ExpiresAt = testNow.Add(time.Minute)
+	e2 := newEngine(t)
+	before := &gateway.Input{Request: request(gateway.RouteInference), Principal: exp, Model: gpt, Now: testNow}
+	after := *before
+	after.Now = testNow.Add(2 * time.Minute)
+	for _, c := range []struct {
+		in    *gateway.Input
+		allow bool
+	}{{before, true}, {&after, false}, {before, true}} {
+		if d, err := e2.Decide(t.Context(), c.in); err != nil || d.Allow != c.allow {
+			t.Errorf("expiring key at %v: Decide = %+v, %v; want allow %v", c.in.Now, d, err, c.allow)
+		}
+	}
+}
+
+// TestMemoCallersOwnReasons checks that a caller changing the reasons it
+// got does not change later answers.
+func TestMemoCallersOwnReasons(t *testing.T) {
+	e := newEngine(t)
+	in := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal([]string{"gpt-4o"}, nil, nil), Model: resolution("gpt-4o", []string{"gpt-4o"}), Now: testNow}
+	first, err := e.Decide(t.Context(), in)
+	if err != nil || len(first.Reasons) == 0 {
+		t.Fatalf("Decide = %+v, %v", first, err)
+	}
+	want := first.Reasons[0]
+	for range 2 {
+		d, _ := e.Decide(t.Context(), in)
+		d.Reasons[0] = "changed"
+	}
+	if d, _ := e.Decide(t.Context(), in); d.Reasons[0] != want {
+		t.Errorf("Reasons[0] = %q after a caller changed its copy, want %q", d.Reasons[0], want)
+	}
+}
