@@ -160,14 +160,20 @@ func (g *gw) do(tb testing.TB, method, path, key, contentType string, body []byt
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return roundTrip(tb, req)
+}
+
+// roundTrip sends req and reads the whole answer.
+func roundTrip(tb testing.TB, req *http.Request) response {
+	tb.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
+		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
+		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -67,16 +66,8 @@ func opsCall(tb testing.TB, g *gw, method, path, key string, body []byte, header
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("%s %s: read: %v", method, path, err)
-	}
-	return resp.StatusCode, resp.Header, b
+	r := roundTrip(tb, req)
+	return r.Status, r.Header, r.Body
 }
 
 // eventually polls cond every 10 ms until it holds or 10 s pass.

@@ -47,7 +47,7 @@ func TestDecisionLogEvents(t *testing.T) {
 	// list: the route decision and the visible_models filter; retrieve;
 	// two calls.
 	const want = 5
-	waitUntil(t, "the decision events", func() bool { return g.DecisionLog.Written() >= want })
+	eventually(t, "the decision events", func() bool { return g.DecisionLog.Written() >= want })
 	evs := decisionEvents(t, []byte(out.String()))
 	if len(evs) != want {
 		t.Fatalf("%d decision events, want %d:\n%s", len(evs), want, []byte(out.String()))

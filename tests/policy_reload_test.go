@@ -137,7 +137,7 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	// A broken edit is refused while the load goes on.
 	writeFiles(t, dir, map[string]string{"pause.rego": "package gateway.custom\n\ndeny contains \"x\" if {\n"})
-	waitUntil(t, "the broken edit to be refused", func() bool { return g.Engine.Status().Failures > 0 })
+	eventually(t, "the broken edit to be refused", func() bool { return g.Engine.Status().Failures > 0 })
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	outs := <-results
@@ -183,18 +183,6 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds or 10 s pass.
-func waitUntil(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestBundleServerEndToEnd serves the custom bundle from an OPA-style
 // bundle server: picked up at start, replaced on a new ETag, and kept while
 // the server is down.
@@ -234,14 +222,14 @@ func TestBundleServerEndToEnd(t *testing.T) {
 		t.Errorf("s1: chat gpt-4o-mini = %d, want 403", got)
 	}
 	publish("s2", "gpt-4o")
-	waitUntil(t, "s2", func() bool { return strings.HasSuffix(g.Engine.Revision(), ",s2") })
+	eventually(t, "s2", func() bool { return strings.HasSuffix(g.Engine.Revision(), ",s2") })
 	if a, b := chatStatusRaw(t, g, "gpt-4o-mini"), chatStatusRaw(t, g, "gpt-4o"); a != http.StatusOK || b != http.StatusForbidden {
 		t.Errorf("s2: chat gpt-4o-mini, gpt-4o = %d, %d; want 200, 403", a, b)
 	}
 	mu.Lock()
 	down = true
 	mu.Unlock()
-	waitUntil(t, "the outage to show in status", func() bool {
+	eventually(t, "the outage to show in status", func() bool {
 		st := g.Engine.Status()
 		return strings.Contains(st.Bundles[len(st.Bundles)-1].LastError, "503")
 	})
@@ -252,7 +240,7 @@ func TestBundleServerEndToEnd(t *testing.T) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	waitUntil(t, "s3 after the outage", func() bool { return strings.HasSuffix(g.Engine.Revision(), ",s3") })
+	eventually(t, "s3 after the outage", func() bool { return strings.HasSuffix(g.Engine.Revision(), ",s3") })
 	if got := chatStatusRaw(t, g, "gpt-4o"); got != http.StatusOK {
 		t.Errorf("s3: chat gpt-4o = %d, want 200", got)
 	}
