@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,14 @@ var suites = []suite{
 		bench: "^(BenchmarkPrincipalLookup|BenchmarkChatStores)$", times: "3000x",
 		explain:  "Authentication lookups: in-memory store, PostgreSQL without the cache (one query), PostgreSQL through the per-replica cache; then a chat call with a cached PostgreSQL principal against the in-memory store.",
 		baseline: "PrincipalLookup/memory",
+	},
+	{
+		title: "Tracing and metrics overhead (tests)", pkg: "./tests/",
+		bench: "^BenchmarkOpsTelemetry$", times: "1500x",
+		explain: "A chat call through the gateway's handler with everything off, then metrics only, metrics with a no-op tracer, metrics with the OpenTelemetry SDK tracing every request (batching into a discarding exporter), and the SDK sampling 10%; the configurations run in shuffled blocks within the same run, and the figure is the process CPU per request against the off baseline.",
+		targets: []target{
+			{what: "tracing (SDK, every request) and metrics: CPU overhead per chat call", result: "OpsTelemetry", metric: "sdk-tracer-overhead-%", max: 10, unit: "%"},
+		},
 	},
 	{
 		title: "Decision log (gateway/decisionlog)", pkg: "./gateway/decisionlog/",
@@ -166,7 +175,7 @@ func main() {
 			continue
 		}
 		base, hasBase := find(rs, s.baseline)
-		fmt.Fprintf(&w, "| benchmark | time/op | p50 | allocs/op | ratio to %s |\n|---|---|---|---|---|\n", orDash(s.baseline))
+		fmt.Fprintf(&w, "| benchmark | time/op | p50 | allocs/op | ratio to %s | other |\n|---|---|---|---|---|---|\n", orDash(s.baseline))
 		for _, r := range rs {
 			p50 := "–"
 			if v, ok := r.metrics["p50-µs"]; ok {
@@ -182,7 +191,7 @@ func main() {
 					ratio = fmt.Sprintf("%.2f×", v/base.metrics[metric])
 				}
 			}
-			fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %s |\n", r.name, dur(r.metrics["ns/op"]), p50, r.metrics["allocs/op"], ratio)
+			fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %s | %s |\n", r.name, dur(r.metrics["ns/op"]), p50, r.metrics["allocs/op"], ratio, others(r))
 		}
 		fmt.Fprintln(&w)
 		for _, t := range s.targets {
@@ -222,6 +231,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// others lists a result's custom metrics (those go test does not report
+// itself), sorted by name.
+func others(r result) string {
+	var names []string
+	for k := range r.metrics {
+		switch k {
+		case "ns/op", "B/op", "allocs/op", "p50-µs", "MB/s":
+			continue
+		}
+		names = append(names, k)
+	}
+	if len(names) == 0 {
+		return "–"
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %.3g", k, r.metrics[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func orDash(s string) string {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/proxy"
 )
@@ -24,6 +26,7 @@ type reqCtx struct {
 	decision  string
 	template  string        // the matched route template
 	upstream  proxy.Outcome // filled in by the proxy for inference calls
+	span      trace.Span    // the recorded server span; nil without one
 }
 
 type ctxKey struct{}
@@ -45,6 +48,7 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("X-Request-Id", rc.id)
 	ctx, span := s.startServerSpan(r)
 	if span != nil {
+		rc.span = span
 		defer span.End() // after the access log and metrics below
 	}
 	r = r.WithContext(context.WithValue(ctx, ctxKey{}, rc))

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -41,8 +42,12 @@ func (s *Server) startServerSpan(r *http.Request) (context.Context, trace.Span) 
 	if p := r.URL.Path; p == "/metrics" || strings.HasPrefix(p, "/health/") {
 		return ctx, nil
 	}
-	ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	// Header.Get canonicalises its key on every call; most requests carry
+	// no trace context, so look for it by its canonical name first.
+	if _, ok := r.Header["Traceparent"]; ok {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := s.tracer.Start(ctx, r.Method, serverSpan...)
 	if !span.IsRecording() {
 		span.End()
 		return ctx, nil
@@ -50,13 +55,39 @@ func (s *Server) startServerSpan(r *http.Request) (context.Context, trace.Span) 
 	return ctx, span
 }
 
-// nameSpan names the server span after the matched route template.
-func nameSpan(r *http.Request, template string) {
-	span := trace.SpanFromContext(r.Context())
-	if !span.IsRecording() {
+// serverSpan are the options of every server span, built once: a variadic
+// slice passed through an interface escapes to the heap on every call.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
+// spanName is the server span's name for a route: its method and template,
+// joined once when the route table is built rather than per request.
+func spanName(method, template string) string { return method + " " + template }
+
+// nameSpan names the recorded server span of rc after the matched route;
+// name is spanName(method, template) for the route's method.
+func nameSpan(r *http.Request, rc *reqCtx, method, name, template string) {
+	if rc.span == nil {
 		return
 	}
-	span.SetName(r.Method + " " + template)
+	if r.Method != method { // not expected: routes match one method
+		name = spanName(r.Method, template)
+	}
+	rc.span.SetName(name)
+}
+
+// attrBuf holds the attributes of one span while they are handed to the
+// SDK, which copies them: pooled, so that recording a span does not also
+// allocate (and later collect) the slice that carries them.
+type attrBuf [12]attribute.KeyValue
+
+var attrPool = sync.Pool{New: func() any { return new(attrBuf) }}
+
+// setAttributes sets attrs, built in buf, on span and returns buf to the
+// pool.
+func setAttributes(span trace.Span, buf *attrBuf, attrs []attribute.KeyValue) {
+	span.SetAttributes(attrs...)
+	clear(buf[:])
+	attrPool.Put(buf)
 }
 
 // observe records the finished request: metrics, and the request id, route
@@ -66,8 +97,8 @@ func (s *Server) observe(r *http.Request, rc *reqCtx, status int, d time.Duratio
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.ObserveRequest(rc.class, r.Method, status, d)
 	}
-	span := trace.SpanFromContext(r.Context())
-	if !span.IsRecording() {
+	span := rc.span
+	if span == nil {
 		return
 	}
 	// All at once, at the end, and few: every attribute costs CPU on
@@ -77,7 +108,8 @@ func (s *Server) observe(r *http.Request, rc *reqCtx, status int, d time.Duratio
 		scheme = "https"
 	}
 	client, _, _ := net.SplitHostPort(r.RemoteAddr)
-	span.SetAttributes(
+	buf := attrPool.Get().(*attrBuf)
+	setAttributes(span, buf, append(buf[:0],
 		attribute.String("http.request.method", r.Method),
 		attribute.String("url.scheme", scheme),
 		attribute.String("url.path", r.URL.EscapedPath()),
@@ -85,7 +117,7 @@ func (s *Server) observe(r *http.Request, rc *reqCtx, status int, d time.Duratio
 		attribute.Int("http.response.status_code", status),
 		attribute.String("client.address", client),
 		attribute.String("gateway.request_id", rc.id),
-	)
+	))
 	if status >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(status))
 	}
@@ -113,19 +145,20 @@ func endAuthSpan(span trace.Span, p *gateway.Principal, err error) {
 	}
 	switch {
 	case err != nil:
-		span.SetAttributes(attribute.String("gateway.auth.result", authFailure(err)))
-		if authFailure(err) == "error" {
+		result := authFailure(err)
+		span.SetAttributes(attribute.String("gateway.auth.result", result))
+		if result == "error" {
 			span.SetStatus(codes.Error, "authentication failed")
 		}
 	case p != nil && p.Key != nil:
-		attrs := []attribute.KeyValue{
+		buf := attrPool.Get().(*attrBuf)
+		attrs := append(buf[:0],
 			attribute.String("gateway.auth.result", "ok"),
-			attribute.String("gateway.key_alias", p.Key.Alias),
-		}
+			attribute.String("gateway.key_alias", p.Key.Alias))
 		if p.Team != nil {
 			attrs = append(attrs, attribute.String("gateway.team_id", p.Team.ID))
 		}
-		span.SetAttributes(attrs...)
+		setAttributes(span, buf, attrs)
 	}
 	span.End()
 }

@@ -89,12 +89,13 @@ func (s *Server) routes() *mux.Router {
 // context, names the server span, and sends the handler's error to the
 // mapper.
 func (s *Server) wrap(rt route, template string) http.Handler {
+	name := spanName(rt.method, template)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := requestCtx(r)
 		rc.class = rt.class
 		rc.operation = rt.operation
 		rc.template = template
-		nameSpan(r, template)
+		nameSpan(r, rc, rt.method, name, template)
 		if err := rt.handle(w, r, rc); err != nil {
 			s.writeError(w, r, err)
 		}

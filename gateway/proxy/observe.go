@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -73,7 +74,7 @@ func (p *Proxy) startSpan(ctx context.Context, req *Request) (context.Context, t
 	if p.tracer == nil {
 		return ctx, nil
 	}
-	ctx, span := p.tracer.Start(ctx, "upstream "+req.Operation, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := p.tracer.Start(ctx, p.spanName(req.Operation), clientSpan...)
 	if !span.IsRecording() {
 		// Not sampled: the context still carries the trace upstream.
 		span.End()
@@ -82,12 +83,51 @@ func (p *Proxy) startSpan(ctx context.Context, req *Request) (context.Context, t
 	return ctx, span
 }
 
+// clientSpan are the options of every upstream span, built once: a
+// variadic slice passed through an interface escapes to the heap on every
+// call.
+var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
+// spanName is "upstream <operation>", joined once per operation rather than
+// per call. Operations come from the route table, so the cache is small.
+func (p *Proxy) spanName(operation string) string {
+	if name, ok := p.spanNames.Load(operation); ok {
+		return name.(string)
+	}
+	name := "upstream " + operation
+	p.spanNames.Store(operation, name)
+	return name
+}
+
 // inject sends the current trace context to the upstream.
 func (p *Proxy) inject(areq *http.Request) {
 	if p.tracer != nil {
-		traceContext.Inject(areq.Context(), propagation.HeaderCarrier(areq.Header))
+		traceContext.Inject(areq.Context(), traceCarrier(areq.Header))
 	}
 }
+
+// traceCarrier sets W3C trace context headers under their canonical names
+// directly; http.Header.Set would canonicalise (and allocate) the key on
+// every call.
+type traceCarrier http.Header
+
+// Get implements propagation.TextMapCarrier.
+func (c traceCarrier) Get(key string) string { return http.Header(c).Get(key) }
+
+// Set implements propagation.TextMapCarrier.
+func (c traceCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		c["Traceparent"] = []string{value}
+	case "tracestate":
+		c["Tracestate"] = []string{value}
+	default:
+		http.Header(c).Set(key, value)
+	}
+}
+
+// Keys implements propagation.TextMapCarrier.
+func (c traceCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // firstByte records the arrival of the first response body byte.
 func (c *call) firstByte() {
@@ -142,8 +182,8 @@ func (p *Proxy) finish(c *call, req *Request) {
 		// Few attributes: each costs CPU on every call. The operation is
 		// in the span name; a stream's total time is the span's duration
 		// and also an attribute, next to its time to first byte.
-		attrs := make([]attribute.KeyValue, 0, 9)
-		attrs = append(attrs, attribute.Int("gateway.attempts", o.Attempts))
+		buf := attrPool.Get().(*attrBuf)
+		attrs := append(buf[:0], attribute.Int("gateway.attempts", o.Attempts))
 		if d := o.Deployment; d != nil {
 			attrs = append(attrs,
 				attribute.String("gateway.provider", d.Provider),
@@ -161,6 +201,8 @@ func (p *Proxy) finish(c *call, req *Request) {
 				attribute.Float64("gateway.upstream.duration_ms", ms(o.Duration)))
 		}
 		span.SetAttributes(attrs...)
+		clear(buf[:])
+		attrPool.Put(buf)
 		switch {
 		case o.ClientGone:
 			span.SetStatus(codes.Error, "client went away")
@@ -175,5 +217,12 @@ func (p *Proxy) finish(c *call, req *Request) {
 		p.observe(o)
 	}
 }
+
+// attrBuf holds the attributes of the upstream span while they are handed
+// to the SDK, which copies them: pooled, so that recording a span does not
+// also allocate (and later collect) the slice that carries them.
+type attrBuf [12]attribute.KeyValue
+
+var attrPool = sync.Pool{New: func() any { return new(attrBuf) }}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -129,3 +129,38 @@ func TestUpstreamSpan(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceCarrier checks that the upstream's trace context headers are set
+// under their canonical names, so Header.Get and the upstream find them.
+func TestTraceCarrier(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	state, err := trace.ParseTraceState("vendor=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		state     trace.TraceState
+		wantState string
+	}{
+		{"no trace state", trace.TraceState{}, ""},
+		{"trace state", state, "vendor=abc"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: tc.state})
+			h := http.Header{}
+			traceContext.Inject(trace.ContextWithSpanContext(t.Context(), sc), traceCarrier(h))
+			if got, want := h.Get("Traceparent"), "00-"+tid.String()+"-"+sid.String()+"-01"; got != want {
+				t.Errorf("traceparent = %q, want %q", got, want)
+			}
+			if got := h.Get("Tracestate"); got != tc.wantState {
+				t.Errorf("tracestate = %q, want %q", got, tc.wantState)
+			}
+			if got := traceCarrier(h).Get("traceparent"); got == "" {
+				t.Error("traceCarrier.Get(traceparent) is empty after Inject")
+			}
+		})
+	}
+}

@@ -87,6 +87,8 @@ type Proxy struct {
 	observe        func(*Outcome)
 	// next holds the rotation counter of each model group.
 	next sync.Map // string → *atomic.Uint64
+	// spanNames holds the upstream span name of each operation.
+	spanNames sync.Map // string → string
 }
 
 // New returns a Proxy. It does no I/O.

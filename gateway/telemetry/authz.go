@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -77,7 +78,8 @@ func (a *Authorizer) Decide(ctx context.Context, in *gateway.Input) (gateway.Dec
 		a.metrics.ObservePolicy(queryDecision, in.Request.Route, result, elapsed)
 	}
 	if span != nil {
-		attrs := a.inputAttrs(in, 4)
+		buf := attrPool.Get().(*attrBuf)
+		attrs := a.inputAttrs(buf[:0], in)
 		attrs = append(attrs, attribute.String("gateway.policy.decision", result))
 		switch {
 		case err != nil:
@@ -92,7 +94,7 @@ func (a *Authorizer) Decide(ctx context.Context, in *gateway.Input) (gateway.Dec
 				attrs = append(attrs, attribute.StringSlice("gateway.model.chain", in.Model.Names))
 			}
 		}
-		span.SetAttributes(attrs...)
+		setAttributes(span, buf, attrs)
 		span.End()
 	}
 	return d, err
@@ -112,7 +114,8 @@ func (a *Authorizer) VisibleModels(ctx context.Context, in *gateway.Input) (map[
 		a.metrics.ObservePolicy(queryVisibleModels, in.Request.Route, result, elapsed)
 	}
 	if span != nil {
-		attrs := a.inputAttrs(in, 2)
+		buf := attrPool.Get().(*attrBuf)
+		attrs := a.inputAttrs(buf[:0], in)
 		if err != nil {
 			span.SetStatus(codes.Error, "policy evaluation failed")
 		} else {
@@ -121,7 +124,7 @@ func (a *Authorizer) VisibleModels(ctx context.Context, in *gateway.Input) (map[
 		if in.Candidates != nil {
 			attrs = append(attrs, attribute.Int("gateway.policy.candidates", len(in.Candidates.Items)))
 		}
-		span.SetAttributes(attrs...)
+		setAttributes(span, buf, attrs)
 		span.End()
 	}
 	return v, err
@@ -141,11 +144,10 @@ func (a *Authorizer) start(ctx context.Context, name string) (context.Context, t
 	return ctx, span
 }
 
-// inputAttrs describes the evaluation: the route class, the bundle
-// revision and, for a request naming a model, the alias chain it resolved;
-// extra is room for the caller's attributes.
-func (a *Authorizer) inputAttrs(in *gateway.Input, extra int) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 5+extra)
+// inputAttrs appends what describes the evaluation to attrs: the route
+// class, the bundle revision and, for a request naming a model, the alias
+// chain it resolved.
+func (a *Authorizer) inputAttrs(attrs []attribute.KeyValue, in *gateway.Input) []attribute.KeyValue {
 	attrs = append(attrs, attribute.String("gateway.route", in.Request.Route))
 	if a.revision != nil {
 		attrs = append(attrs, attribute.String("gateway.policy.revision", a.revision()))
@@ -157,4 +159,19 @@ func (a *Authorizer) inputAttrs(in *gateway.Input, extra int) []attribute.KeyVal
 		}
 	}
 	return attrs
+}
+
+// attrBuf holds the attributes of one span while they are handed to the
+// SDK, which copies them: pooled, so that recording a span does not also
+// allocate (and later collect) the slice that carries them.
+type attrBuf [12]attribute.KeyValue
+
+var attrPool = sync.Pool{New: func() any { return new(attrBuf) }}
+
+// setAttributes sets attrs, built in buf, on span and returns buf to the
+// pool.
+func setAttributes(span trace.Span, buf *attrBuf, attrs []attribute.KeyValue) {
+	span.SetAttributes(attrs...)
+	clear(buf[:])
+	attrPool.Put(buf)
 }
