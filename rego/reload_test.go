@@ -1,11 +1,13 @@
 package rego
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -121,7 +123,8 @@ func TestReloadRefusesBrokenBundles(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "custom")
 	writeDir(t, dir, good)
-	e, err := New(Config{Sources: []string{dir}, RunTests: true})
+	var logs bytes.Buffer
+	e, err := New(Config{Sources: []string{dir}, RunTests: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -135,7 +138,11 @@ func TestReloadRefusesBrokenBundles(t *testing.T) {
 				t.Cleanup(func() { os.Remove(filepath.Join(dir, name)) })
 			}
 			writeDir(t, dir, tc.files)
+			logs.Reset()
 			err := e.Reload(t.Context())
+			if l := logs.String(); !strings.Contains(l, "policy refused") || !strings.Contains(l, tc.wantMsg) {
+				t.Errorf("log = %q, want the refusal and %q", l, tc.wantMsg)
+			}
 			if err == nil {
 				t.Fatal("Reload() error = nil, want the bundle refused")
 			}
