@@ -96,6 +96,9 @@ func BenchmarkDecide(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx := b.Context()
+			if !bc.cfg.NoSpecialise {
+				specOf(b, e, bc.in)
+			}
 			d, err := e.Decide(ctx, bc.in)
 			if err != nil || !d.Allow {
 				b.Fatalf("Decide = %+v, %v, want allow", d, err)
@@ -114,6 +117,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 	e := benchEngine(b)
 	in := benchInput()
 	ctx := b.Context()
+	specOf(b, e, in)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

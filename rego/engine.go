@@ -384,7 +384,7 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 		mk   memoKey
 		pin  memoPin
 	)
-	if sp := e.specialised(ctx, st, in, key, team, user); sp != nil && sp.decision != nil {
+	if sp := e.specialised(st, in, key, team, user); sp != nil && sp.decision != nil {
 		q = *sp.decision
 		if memo = sp.memo; memo != nil {
 			mk, pin = keyOf(in)
@@ -437,15 +437,20 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 
 // specialised returns the principal's residual queries under st, or nil
 // when specialisation is off.
-func (e *Engine) specialised(ctx context.Context, st *state, in *gateway.Input, key, team, user *ast.Term) *specialised {
+func (e *Engine) specialised(st *state, in *gateway.Input, key, team, user *ast.Term) *specialised {
 	if !e.special {
 		return nil
 	}
+	return st.spec.get(specKeyOf(in), key, team, user)
+}
+
+// specKeyOf identifies in's principal by its records.
+func specKeyOf(in *gateway.Input) specKey {
 	var k specKey
 	if p := in.Principal; p != nil {
 		k = specKey{key: p.Key, team: p.Team, user: p.User}
 	}
-	return st.spec.get(ctx, k, key, team, user)
+	return k
 }
 
 // Layer is one layer of the model rule for input.model (LayersQuery).

@@ -1,6 +1,7 @@
 package rego
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -8,18 +9,19 @@ import (
 )
 
 // specOf returns the principal's specialisation under the engine's current
-// policy, building it.
-func specOf(t *testing.T, e *Engine, in *gateway.Input) *specialised {
+// policy, waiting until it is built.
+func specOf(t testing.TB, e *Engine, in *gateway.Input) *specialised {
 	t.Helper()
 	if _, err := e.Decide(t.Context(), in); err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
-	st := e.cur.Load()
-	key, team, user, err := e.principalTerms(in)
-	if err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	sp := e.cur.Load().spec.wait(ctx, specKeyOf(in))
+	if sp == nil {
+		t.Fatal("the principal was not specialised within 10s")
 	}
-	return e.specialised(t.Context(), st, in, key, team, user)
+	return sp
 }
 
 func TestMemoisable(t *testing.T) {

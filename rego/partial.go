@@ -19,9 +19,9 @@ import (
 // A principal's records change rarely and are immutable (a changed record is
 // a new pointer), while every request repeats the same work on them: reading
 // the allow-lists, compiling them into sets, checking roles and expiry. So
-// the first request of a principal partially evaluates the decision
-// entry point with input.key, input.team and input.user known and the rest
-// of the input unknown. The residual policy has the principal's lists as
+// the first request of a principal queues it to have the decision entry
+// point partially evaluated, off the request path, with input.key,
+// input.team and input.user known and the rest of the input unknown. The residual policy has the principal's lists as
 // constants; it is compiled on its own and cached for the principal. Every
 // later request of the principal evaluates the residual with the full
 // input, which gives the same result as the general query.
@@ -83,64 +83,139 @@ type specKey struct {
 	user *gateway.User
 }
 
-// specialised holds one principal's residual queries; a nil query means the
-// general one serves (partial evaluation failed for it).
+// specialised holds one principal's residual query; a nil query means the
+// general one serves (partial evaluation failed for it). Its fields are
+// set before ready, and read only after it.
 type specialised struct {
+	ready    atomic.Bool
 	decision *oparego.PreparedEvalQuery
 	// memo remembers decisions when the residual allows it (memo.go); nil
 	// otherwise.
 	memo *decisionMemo
 }
 
-// specCache caches specialisations for one policy revision.
+// specQueueSize bounds the principals waiting to be specialised. A
+// principal that finds the queue full is served by the general policy and
+// tries again on a later request.
+const specQueueSize = 4096
+
+// specJob is one principal to specialise.
+type specJob struct {
+	k               specKey
+	sp              *specialised
+	key, team, user *ast.Term
+}
+
+// specCache caches specialisations for one policy revision. Building one
+// takes milliseconds of CPU (partial evaluation and a compile), so it is
+// done off the request path, one principal at a time, by a worker that runs
+// while there is work: a principal's first requests (and every principal's
+// first requests after a new policy) are answered by the general policy
+// meanwhile, with the same results.
 type specCache struct {
 	timeout  time.Duration // bounds one specialisation
 	compiler *ast.Compiler
 	store    storage.Store
 	m        sync.Map // specKey → *specialised
 	n        atomic.Int64
+	queue    chan specJob
+	working  atomic.Bool
 	// errs counts principals whose specialisation failed, for tests.
 	errs atomic.Int64
 }
 
 func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
-	return &specCache{compiler: c, store: s, timeout: timeout}
+	return &specCache{compiler: c, store: s, timeout: timeout, queue: make(chan specJob, specQueueSize)}
 }
 
 // get returns the specialisation of the principal whose records are k and
-// whose converted records are key, team and user, building it on first use.
-func (c *specCache) get(ctx context.Context, k specKey, key, team, user *ast.Term) *specialised {
-	if sp, ok := c.m.Load(k); ok {
-		return sp.(*specialised)
+// whose converted records are key, team and user, or nil while it is not
+// ready; the first call queues it.
+func (c *specCache) get(k specKey, key, team, user *ast.Term) *specialised {
+	if v, ok := c.m.Load(k); ok {
+		if sp := v.(*specialised); sp.ready.Load() {
+			return sp
+		}
+		return nil
 	}
-	known := ast.NewObject(
-		[2]*ast.Term{kKey, key},
-		[2]*ast.Term{kTeam, team},
-		[2]*ast.Term{kUser, user},
-	)
-	// The specialisation is built once for all requests of the principal:
-	// the request's deadline does not apply to it, the evaluation timeout
-	// does (partial evaluation runs whatever depends on the principal
-	// alone). One that fails or times out is remembered as a failure: the
-	// principal is served by the general policy.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-	defer cancel()
 	sp := &specialised{}
-	var err error
-	var memo bool
-	if sp.decision, memo, err = c.specialise(ctx, DecisionQuery, known); err != nil {
-		c.errs.Add(1)
-		sp.decision = nil
-	} else if memo {
-		sp.memo = &decisionMemo{}
+	if _, loaded := c.m.LoadOrStore(k, sp); loaded {
+		return nil
 	}
-	if _, loaded := c.m.LoadOrStore(k, sp); !loaded && c.n.Add(1) > specCacheSize {
+	if c.n.Add(1) > specCacheSize {
 		c.m.Clear()
 		c.n.Store(0)
 		c.m.Store(k, sp)
 		c.n.Add(1)
 	}
-	return sp
+	select {
+	case c.queue <- specJob{k: k, sp: sp, key: key, team: team, user: user}:
+		c.startWorker()
+	default:
+		c.m.CompareAndDelete(k, sp) // retried by a later request
+	}
+	return nil
+}
+
+// startWorker starts the worker unless it runs.
+func (c *specCache) startWorker() {
+	if c.working.CompareAndSwap(false, true) {
+		go c.work()
+	}
+}
+
+// work specialises queued principals until the queue is empty.
+func (c *specCache) work() {
+	for {
+		select {
+		case j := <-c.queue:
+			c.build(j)
+		default:
+			c.working.Store(false)
+			// A job queued between the empty read and the store would
+			// otherwise wait for the next one.
+			if len(c.queue) > 0 {
+				c.startWorker()
+			}
+			return
+		}
+	}
+}
+
+// build specialises one principal and marks it ready. The request's
+// deadline does not apply (the work serves all requests of the principal);
+// the evaluation timeout does. One that fails or times out is remembered as
+// a failure: the principal is served by the general policy.
+func (c *specCache) build(j specJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	known := ast.NewObject(
+		[2]*ast.Term{kKey, j.key},
+		[2]*ast.Term{kTeam, j.team},
+		[2]*ast.Term{kUser, j.user},
+	)
+	q, memo, err := c.specialise(ctx, DecisionQuery, known)
+	if err != nil {
+		c.errs.Add(1)
+	} else {
+		j.sp.decision = q
+		if memo {
+			j.sp.memo = &decisionMemo{}
+		}
+	}
+	j.sp.ready.Store(true)
+}
+
+// wait blocks until the principal k is specialised (or ctx ends); for tests
+// and benchmarks.
+func (c *specCache) wait(ctx context.Context, k specKey) *specialised {
+	for ctx.Err() == nil {
+		if v, ok := c.m.Load(k); ok && v.(*specialised).ready.Load() {
+			return v.(*specialised)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return nil
 }
 
 // specialise partially evaluates query with the known principal and

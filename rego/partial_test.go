@@ -84,6 +84,7 @@ func checkEquivalent(t *testing.T, general, special *Engine) {
 			}
 		}
 		in := &gateway.Input{Principal: p, Candidates: list, Now: testNow}
+		specOf(t, special, in) // specialised off the request path: wait for it
 		in.Request = request(routes[r.IntN(len(routes))])
 		in.Request.Stream = r.IntN(4) == 0
 		gv, gerr := general.VisibleModels(t.Context(), in)
