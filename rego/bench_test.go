@@ -119,6 +119,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 	ctx := b.Context()
 	specOf(b, e, in)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := e.Decide(ctx, in); err != nil {

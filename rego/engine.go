@@ -444,6 +444,27 @@ func (e *Engine) specialised(st *state, in *gateway.Input, key, team, user *ast.
 	return st.spec.get(specKeyOf(in), key, team, user)
 }
 
+// Specialise queues in's principal for specialisation under the current
+// policy, unless it is done, and waits until its residual is ready or ctx
+// ends. Decisions do not need it (the general policy answers meanwhile);
+// it is for warming a principal up, in benchmarks and before traffic. It
+// reports whether the principal is specialised (false when specialisation
+// is off or failed).
+func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
+	if !e.special || in == nil {
+		return false
+	}
+	key, team, user, err := e.principalTerms(in)
+	if err != nil {
+		return false
+	}
+	st := e.cur.Load()
+	k := specKeyOf(in)
+	st.spec.get(k, key, team, user)
+	sp := st.spec.wait(ctx, k)
+	return sp != nil && sp.decision != nil
+}
+
 // specKeyOf identifies in's principal by its records.
 func specKeyOf(in *gateway.Input) specKey {
 	var k specKey

@@ -17,11 +17,10 @@ func specOf(t testing.TB, e *Engine, in *gateway.Input) *specialised {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	sp := e.cur.Load().spec.wait(ctx, specKeyOf(in))
-	if sp == nil {
+	if !e.Specialise(ctx, in) {
 		t.Fatal("the principal was not specialised within 10s")
 	}
-	return sp
+	return e.cur.Load().spec.wait(ctx, specKeyOf(in))
 }
 
 func TestMemoisable(t *testing.T) {
