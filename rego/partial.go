@@ -36,9 +36,17 @@ import (
 // full input. When partial evaluation fails or times out, the principal is
 // served by the general query.
 
-// specCacheSize bounds the specialisations kept per policy revision. When
-// the cache is full it starts over, like the record caches.
-const specCacheSize = 1024
+// specCacheSize bounds the specialisations kept per policy revision. One
+// takes about 0.4 MB (its residual's compiler), so the cache holds about
+// 100 MB at most. When it is full, principals not used since the last sweep
+// are dropped (second chance).
+const specCacheSize = 256
+
+// specDuty bounds the share of one CPU the worker spends building
+// specialisations while more are queued: after a build that took d it
+// pauses d*(1/specDuty-1). A new policy, or more busy principals than the
+// cache holds, then cannot take a core away from requests.
+const specDuty = 0.25
 
 // peNamespace is where partial evaluation puts the support rules, and
 // peResult the rule that collects the residual queries.
@@ -88,6 +96,7 @@ type specKey struct {
 // set before ready, and read only after it.
 type specialised struct {
 	ready    atomic.Bool
+	used     atomic.Bool // since the last sweep (evict)
 	decision *oparego.PreparedEvalQuery
 	// memo remembers decisions when the residual allows it (memo.go); nil
 	// otherwise.
@@ -116,8 +125,10 @@ type specCache struct {
 	timeout  time.Duration // bounds one specialisation
 	compiler *ast.Compiler
 	store    storage.Store
+	size     int64    // specCacheSize; smaller in tests
 	m        sync.Map // specKey → *specialised
 	n        atomic.Int64
+	evictMu  sync.Mutex
 	queue    chan specJob
 	working  atomic.Bool
 	// errs counts principals whose specialisation failed, for tests.
@@ -125,7 +136,7 @@ type specCache struct {
 }
 
 func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
-	return &specCache{compiler: c, store: s, timeout: timeout, queue: make(chan specJob, specQueueSize)}
+	return &specCache{compiler: c, store: s, timeout: timeout, size: specCacheSize, queue: make(chan specJob, specQueueSize)}
 }
 
 // get returns the specialisation of the principal whose records are k and
@@ -133,28 +144,64 @@ func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *spec
 // ready; the first call queues it.
 func (c *specCache) get(k specKey, key, team, user *ast.Term) *specialised {
 	if v, ok := c.m.Load(k); ok {
-		if sp := v.(*specialised); sp.ready.Load() {
+		sp := v.(*specialised)
+		if !sp.used.Load() {
+			sp.used.Store(true)
+		}
+		if sp.ready.Load() {
 			return sp
 		}
 		return nil
 	}
 	sp := &specialised{}
+	sp.used.Store(true)
 	if _, loaded := c.m.LoadOrStore(k, sp); loaded {
 		return nil
 	}
-	if c.n.Add(1) > specCacheSize {
-		c.m.Clear()
-		c.n.Store(0)
-		c.m.Store(k, sp)
-		c.n.Add(1)
+	if c.n.Add(1) > c.size {
+		c.evict()
 	}
 	select {
 	case c.queue <- specJob{k: k, sp: sp, key: key, team: team, user: user}:
 		c.startWorker()
 	default:
-		c.m.CompareAndDelete(k, sp) // retried by a later request
+		if c.m.CompareAndDelete(k, sp) { // retried by a later request
+			c.n.Add(-1)
+		}
 	}
 	return nil
+}
+
+// evict brings the cache back under its size: it drops the entries not
+// used since the last sweep (entries still being built count as used) and
+// clears the mark of the others; if all were used, it drops entries until a
+// quarter of the room is free.
+func (c *specCache) evict() {
+	c.evictMu.Lock()
+	defer c.evictMu.Unlock()
+	if c.n.Load() <= c.size {
+		return
+	}
+	c.m.Range(func(k, v any) bool {
+		sp := v.(*specialised)
+		if sp.ready.Load() && !sp.used.Load() {
+			if c.m.CompareAndDelete(k, v) {
+				c.n.Add(-1)
+			}
+		} else {
+			sp.used.Store(false)
+		}
+		return true
+	})
+	c.m.Range(func(k, v any) bool {
+		if c.n.Load() <= c.size*3/4 {
+			return false
+		}
+		if v.(*specialised).ready.Load() && c.m.CompareAndDelete(k, v) {
+			c.n.Add(-1)
+		}
+		return true
+	})
 }
 
 // startWorker starts the worker unless it runs.
@@ -169,7 +216,11 @@ func (c *specCache) work() {
 	for {
 		select {
 		case j := <-c.queue:
+			start := time.Now()
 			c.build(j)
+			if len(c.queue) > 0 {
+				time.Sleep(time.Duration(float64(time.Since(start)) * (1/specDuty - 1)))
+			}
 		default:
 			c.working.Store(false)
 			// A job queued between the empty read and the store would

@@ -119,3 +119,51 @@ func lists(p *gateway.Principal) [3][]string {
 	}
 	return out
 }
+
+// TestSpecCacheEvicts checks the second-chance sweep: principals used since
+// the last sweep stay, the others go, entries being built stay, and when
+// everything was used the cache still gets back under its size.
+func TestSpecCacheEvicts(t *testing.T) {
+	c := &specCache{size: 4}
+	add := func(i int, ready, used bool) specKey {
+		k := specKey{key: &gateway.Key{ID: fmt.Sprint(i)}}
+		sp := &specialised{}
+		sp.ready.Store(ready)
+		sp.used.Store(used)
+		c.m.Store(k, sp)
+		c.n.Add(1)
+		return k
+	}
+	keep1 := add(1, true, true)
+	drop2 := add(2, true, false)
+	keep3 := add(3, false, false) // being built
+	drop4 := add(4, true, false)
+	keep5 := add(5, true, true)
+	c.evict()
+	for _, k := range []specKey{keep1, keep3, keep5} {
+		if _, ok := c.m.Load(k); !ok {
+			t.Errorf("principal %s evicted, want kept", k.key.ID)
+		}
+	}
+	for _, k := range []specKey{drop2, drop4} {
+		if _, ok := c.m.Load(k); ok {
+			t.Errorf("principal %s kept, want evicted", k.key.ID)
+		}
+	}
+	if got := c.n.Load(); got != 3 {
+		t.Errorf("count = %d, want 3", got)
+	}
+	// All used: the sweep clears the marks, then makes room anyway.
+	for i := 6; i <= 8; i++ {
+		add(i, true, true)
+	}
+	c.evict()
+	if got := c.n.Load(); got > 3 {
+		t.Errorf("count after a sweep of used entries = %d, want at most 3", got)
+	}
+	n := 0
+	c.m.Range(func(_, _ any) bool { n++; return true })
+	if int64(n) != c.n.Load() {
+		t.Errorf("%d entries, count says %d", n, c.n.Load())
+	}
+}
