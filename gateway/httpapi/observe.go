@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/telemetry/spanattr"
 )
 
 // RequestObserver records request metrics. *telemetry.Metrics implements
@@ -75,21 +75,6 @@ func nameSpan(r *http.Request, rc *reqCtx, method, name, template string) {
 	rc.span.SetName(name)
 }
 
-// attrBuf holds the attributes of one span while they are handed to the
-// SDK, which copies them: pooled, so that recording a span does not also
-// allocate (and later collect) the slice that carries them.
-type attrBuf [12]attribute.KeyValue
-
-var attrPool = sync.Pool{New: func() any { return new(attrBuf) }}
-
-// setAttributes sets attrs, built in buf, on span and returns buf to the
-// pool.
-func setAttributes(span trace.Span, buf *attrBuf, attrs []attribute.KeyValue) {
-	span.SetAttributes(attrs...)
-	clear(buf[:])
-	attrPool.Put(buf)
-}
-
 // observe records the finished request: metrics, and the request id, route
 // class and status on the server span (5xx is an error, as the HTTP
 // conventions say for servers).
@@ -108,8 +93,8 @@ func (s *Server) observe(r *http.Request, rc *reqCtx, status int, d time.Duratio
 		scheme = "https"
 	}
 	client, _, _ := net.SplitHostPort(r.RemoteAddr)
-	buf := attrPool.Get().(*attrBuf)
-	setAttributes(span, buf, append(buf[:0],
+	buf := spanattr.Get()
+	spanattr.Set(span, buf, append(buf[:0],
 		attribute.String("http.request.method", r.Method),
 		attribute.String("url.scheme", scheme),
 		attribute.String("url.path", r.URL.EscapedPath()),
@@ -151,14 +136,14 @@ func endAuthSpan(span trace.Span, p *gateway.Principal, err error) {
 			span.SetStatus(codes.Error, "authentication failed")
 		}
 	case p != nil && p.Key != nil:
-		buf := attrPool.Get().(*attrBuf)
+		buf := spanattr.Get()
 		attrs := append(buf[:0],
 			attribute.String("gateway.auth.result", "ok"),
 			attribute.String("gateway.key_alias", p.Key.Alias))
 		if p.Team != nil {
 			attrs = append(attrs, attribute.String("gateway.team_id", p.Team.ID))
 		}
-		setAttributes(span, buf, attrs)
+		spanattr.Set(span, buf, attrs)
 	}
 	span.End()
 }

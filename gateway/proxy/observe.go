@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -12,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/telemetry/spanattr"
 )
 
 // Failure kinds of Attempt.Kind.
@@ -182,7 +182,7 @@ func (p *Proxy) finish(c *call, req *Request) {
 		// Few attributes: each costs CPU on every call. The operation is
 		// in the span name; a stream's total time is the span's duration
 		// and also an attribute, next to its time to first byte.
-		buf := attrPool.Get().(*attrBuf)
+		buf := spanattr.Get()
 		attrs := append(buf[:0], attribute.Int("gateway.attempts", o.Attempts))
 		if d := o.Deployment; d != nil {
 			attrs = append(attrs,
@@ -200,9 +200,7 @@ func (p *Proxy) finish(c *call, req *Request) {
 			attrs = append(attrs, attribute.Bool("gateway.stream", true),
 				attribute.Float64("gateway.upstream.duration_ms", ms(o.Duration)))
 		}
-		span.SetAttributes(attrs...)
-		clear(buf[:])
-		attrPool.Put(buf)
+		spanattr.Set(span, buf, attrs)
 		switch {
 		case o.ClientGone:
 			span.SetStatus(codes.Error, "client went away")
@@ -217,12 +215,5 @@ func (p *Proxy) finish(c *call, req *Request) {
 		p.observe(o)
 	}
 }
-
-// attrBuf holds the attributes of the upstream span while they are handed
-// to the SDK, which copies them: pooled, so that recording a span does not
-// also allocate (and later collect) the slice that carries them.
-type attrBuf [12]attribute.KeyValue
-
-var attrPool = sync.Pool{New: func() any { return new(attrBuf) }}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -10,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/telemetry/spanattr"
 )
 
 // Queries of ObservePolicy.
@@ -78,7 +78,7 @@ func (a *Authorizer) Decide(ctx context.Context, in *gateway.Input) (gateway.Dec
 		a.metrics.ObservePolicy(queryDecision, in.Request.Route, result, elapsed)
 	}
 	if span != nil {
-		buf := attrPool.Get().(*attrBuf)
+		buf := spanattr.Get()
 		attrs := a.inputAttrs(buf[:0], in)
 		attrs = append(attrs, attribute.String("gateway.policy.decision", result))
 		switch {
@@ -94,7 +94,7 @@ func (a *Authorizer) Decide(ctx context.Context, in *gateway.Input) (gateway.Dec
 				attrs = append(attrs, attribute.StringSlice("gateway.model.chain", in.Model.Names))
 			}
 		}
-		setAttributes(span, buf, attrs)
+		spanattr.Set(span, buf, attrs)
 		span.End()
 	}
 	return d, err
@@ -114,7 +114,7 @@ func (a *Authorizer) VisibleModels(ctx context.Context, in *gateway.Input) (map[
 		a.metrics.ObservePolicy(queryVisibleModels, in.Request.Route, result, elapsed)
 	}
 	if span != nil {
-		buf := attrPool.Get().(*attrBuf)
+		buf := spanattr.Get()
 		attrs := a.inputAttrs(buf[:0], in)
 		if err != nil {
 			span.SetStatus(codes.Error, "policy evaluation failed")
@@ -124,7 +124,7 @@ func (a *Authorizer) VisibleModels(ctx context.Context, in *gateway.Input) (map[
 		if in.Candidates != nil {
 			attrs = append(attrs, attribute.Int("gateway.policy.candidates", len(in.Candidates.Items)))
 		}
-		setAttributes(span, buf, attrs)
+		spanattr.Set(span, buf, attrs)
 		span.End()
 	}
 	return v, err
@@ -159,19 +159,4 @@ func (a *Authorizer) inputAttrs(attrs []attribute.KeyValue, in *gateway.Input) [
 		}
 	}
 	return attrs
-}
-
-// attrBuf holds the attributes of one span while they are handed to the
-// SDK, which copies them: pooled, so that recording a span does not also
-// allocate (and later collect) the slice that carries them.
-type attrBuf [12]attribute.KeyValue
-
-var attrPool = sync.Pool{New: func() any { return new(attrBuf) }}
-
-// setAttributes sets attrs, built in buf, on span and returns buf to the
-// pool.
-func setAttributes(span trace.Span, buf *attrBuf, attrs []attribute.KeyValue) {
-	span.SetAttributes(attrs...)
-	clear(buf[:])
-	attrPool.Put(buf)
 }
