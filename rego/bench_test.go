@@ -2,7 +2,9 @@ package rego
 
 import (
 	"fmt"
+	"io/fs"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	oparego "github.com/open-policy-agent/opa/v1/rego"
@@ -73,20 +75,22 @@ func benchEngine(b *testing.B) *Engine {
 //
 //   - repeat: the same key, model and route again, answered from the
 //     principal's decision memo (rego/memo.go);
-//   - evaluated: the principal's specialised residual evaluated, as for a
-//     key that expires (the residual reads input.now, so nothing is
-//     memoised);
+//   - evaluated: the principal's specialised residual evaluated every
+//     time, as with a custom rule that reads input.now (business hours),
+//     whose decisions cannot be memoised;
 //   - general: the general policy, without per-principal specialisation.
 func BenchmarkDecide(b *testing.B) {
-	expiring := benchInput()
-	expiring.Principal.Key.ExpiresAt = expiring.Now.Add(24 * time.Hour)
+	clock := fstest.MapFS{
+		".manifest":   &fstest.MapFile{Data: []byte(`{"roots": ["gateway/custom"]}`)},
+		"custom.rego": &fstest.MapFile{Data: []byte("package gateway.custom\n\ndeny contains \"closed at night\" if time.clock(time.parse_rfc3339_ns(input.now))[0] < 6\n")},
+	}
 	cases := []struct {
 		name string
 		cfg  Config
 		in   *gateway.Input
 	}{
 		{"repeat", Config{}, benchInput()},
-		{"evaluated", Config{}, expiring},
+		{"evaluated", Config{Bundles: []fs.FS{clock}}, benchInput()},
 		{"general", Config{NoSpecialise: true}, benchInput()},
 	}
 	for _, bc := range cases {

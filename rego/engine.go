@@ -114,19 +114,20 @@ type Engine struct {
 	loadMu  sync.Mutex // serialises Load, Reload and polls
 	cands   candidateCache
 
-	static    []bundleInput // Config.Bundles, or what Load was given
-	sources   []*source     // Config.Sources
-	verify    *bundle.VerificationConfig
-	runTests  bool
-	pollEvery time.Duration
-	fileEvery time.Duration
-	client    *http.Client
-	skipCheck bool
-	status    statusTracker
-	watch     watcher
-	keys      recordCache[gateway.Key]
-	teams     recordCache[gateway.Team]
-	users     recordCache[gateway.User]
+	static      []bundleInput // Config.Bundles, or what Load was given
+	sources     []*source     // Config.Sources
+	verify      *bundle.VerificationConfig
+	runTests    bool
+	pollEvery   time.Duration
+	fileEvery   time.Duration
+	client      *http.Client
+	skipCheck   bool
+	status      statusTracker
+	watch       watcher
+	keys        recordCache[gateway.Key] // keys not expired
+	expiredKeys recordCache[gateway.Key]
+	teams       recordCache[gateway.Team]
+	users       recordCache[gateway.User]
 }
 
 var _ gateway.Authorizer = (*Engine)(nil)
@@ -469,7 +470,7 @@ func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
 func specKeyOf(in *gateway.Input) specKey {
 	var k specKey
 	if p := in.Principal; p != nil {
-		k = specKey{key: p.Key, team: p.Team, user: p.User}
+		k = specKey{key: p.Key, team: p.Team, user: p.User, expired: keyExpired(in)}
 	}
 	return k
 }

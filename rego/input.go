@@ -39,6 +39,7 @@ var (
 	kMetadata     = ast.StringTerm("metadata")
 	kBlocked      = ast.StringTerm("blocked")
 	kExpiresAt    = ast.StringTerm("expires_at")
+	kExpired      = ast.StringTerm("expired")
 	kModelAliases = ast.StringTerm("model_aliases")
 	kEmail        = ast.StringTerm("email")
 	kRequested    = ast.StringTerm("requested")
@@ -75,7 +76,12 @@ func (e *Engine) principalTerms(in *gateway.Input) (key, team, user *ast.Term, e
 		return key, team, user, nil
 	}
 	if p.Key != nil {
-		if key, err = e.keys.get(p.Key, keyTerm); err != nil {
+		// The record converts differently before and after it expires.
+		keys, convert := &e.keys, liveKeyTerm
+		if keyExpired(in) {
+			keys, convert = &e.expiredKeys, expiredKeyTerm
+		}
+		if key, err = keys.get(p.Key, convert); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -104,10 +110,7 @@ func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Val
 		cl := e.cands.get(in.Candidates)
 		cands, index = cl.term, cl.index
 	}
-	now := in.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
+	now := inputNow(in)
 	return ast.NewObject(
 		[2]*ast.Term{kRequest, requestTerm(&in.Request)},
 		[2]*ast.Term{kKey, key},
@@ -132,7 +135,27 @@ func requestTerm(r *gateway.RequestInfo) *ast.Term {
 	)
 }
 
-func keyTerm(k *gateway.Key) (*ast.Term, error) {
+// inputNow is the time of in: in.Now, or the current time.
+func inputNow(in *gateway.Input) time.Time {
+	if in.Now.IsZero() {
+		return time.Now()
+	}
+	return in.Now
+}
+
+// keyExpired reports whether in's key has expired at in's time: the input
+// document's key.expired.
+func keyExpired(in *gateway.Input) bool {
+	return in.Principal != nil && in.Principal.Key != nil && in.Principal.Key.Expired(inputNow(in))
+}
+
+func liveKeyTerm(k *gateway.Key) (*ast.Term, error)    { return keyTerm(k, false) }
+func expiredKeyTerm(k *gateway.Key) (*ast.Term, error) { return keyTerm(k, true) }
+
+// keyTerm converts a key; expired is key.expired, which the gateway works
+// out from expires_at and the request's time, so that the policy need not
+// read input.now for it (and a principal's decisions can be memoised).
+func keyTerm(k *gateway.Key, expired bool) (*ast.Term, error) {
 	md, err := metadataTerm(k.Metadata)
 	if err != nil {
 		return nil, fmt.Errorf("key metadata: %w", err)
@@ -152,6 +175,7 @@ func keyTerm(k *gateway.Key) (*ast.Term, error) {
 		[2]*ast.Term{kMetadata, md},
 		[2]*ast.Term{kBlocked, ast.InternedTerm(k.Blocked)},
 		[2]*ast.Term{kExpiresAt, expires},
+		[2]*ast.Term{kExpired, ast.InternedTerm(expired)},
 	), nil
 }
 

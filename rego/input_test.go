@@ -47,7 +47,7 @@ func TestInputValue(t *testing.T) {
 				"request": {"id": "r", "route": "admin", "operation": "key.info", "method": "GET", "path": "/key/info", "stream": true, "self": true},
 				"key": {"id": "h", "alias": "a", "role": "admin", "models": ["m"], "aliases": {"x": "y"}, "team_id": "t", "user_id": "u",
 					"metadata": {"n": 1.5, "i": 2, "j": 3, "b": true, "z": null, "l": ["s", 4], "o": {"k": ["v"]}},
-					"blocked": true, "expires_at": "2027-01-02T02:04:05.0000006Z"},
+					"blocked": true, "expires_at": "2027-01-02T02:04:05.0000006Z", "expired": false},
 				"team": {"id": "t", "alias": "T", "models": ["g"], "model_aliases": {"f": "g"}, "blocked": true, "metadata": {"tier": "gold"}},
 				"user": {"id": "u", "email": "u@example.com", "role": "proxy_admin", "models": ["*"], "metadata": {"s": {"a": "b"}}},
 				"model": {"requested": "fast", "found": true,
@@ -59,6 +59,18 @@ func TestInputValue(t *testing.T) {
 			}`,
 		},
 		{
+			name: "expired key",
+			in: gateway.Input{
+				Principal: &gateway.Principal{Key: &gateway.Key{ID: "h", ExpiresAt: testNow}},
+				Now:       testNow,
+			},
+			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false},
+				"key": {"id": "h", "alias": "", "role": "", "models": [], "aliases": {}, "team_id": null, "user_id": null,
+					"metadata": {}, "blocked": false, "expires_at": "2026-11-24T12:00:00Z", "expired": true},
+				"team": null, "user": null, "model": null,
+				"candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,
+		},
+		{
 			name: "personal key: empty ids are null, nil lists are empty",
 			in: gateway.Input{
 				Principal: &gateway.Principal{Key: &gateway.Key{ID: "h"}},
@@ -67,7 +79,7 @@ func TestInputValue(t *testing.T) {
 			},
 			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false},
 				"key": {"id": "h", "alias": "", "role": "", "models": [], "aliases": {}, "team_id": null, "user_id": null,
-					"metadata": {}, "blocked": false, "expires_at": null},
+					"metadata": {}, "blocked": false, "expires_at": null, "expired": false},
 				"team": null, "user": null,
 				"model": {"requested": "x", "found": false, "chain": [], "names": [], "resolved": "", "wildcard": null, "access_groups": []},
 				"candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,

@@ -33,7 +33,11 @@ func TestMemoisable(t *testing.T) {
 		want    bool
 	}{
 		{"default policy, plain key", nil, principal([]string{"gpt-4o"}, []string{"default-models"}, nil), true},
-		{"default policy, key that expires (reads input.now)", nil, expiring, false},
+		{"default policy, key that expires (key.expired, not input.now)", nil, expiring, true},
+		{"custom rule on the time", map[string]string{
+			".manifest":   `{"roots": ["gateway/custom"]}`,
+			"custom.rego": "package gateway.custom\n\ndeny contains \"closed\" if time.clock(time.parse_rfc3339_ns(input.now))[0] < 8\n",
+		}, principal(nil, nil, nil), false},
 		{"custom rule on the path", map[string]string{
 			".manifest":   `{"roots": ["gateway/custom"]}`,
 			"custom.rego": "package gateway.custom\n\ndeny contains \"no\" if startswith(input.request.path, \"/v1/embeddings\")\n",
@@ -100,8 +104,8 @@ func TestMemoNeverStale(t *testing.T) {
 		}
 	}
 
-	// A key that expires: the residual reads input.now and is evaluated
-	// every time.
+	// A key that expires: before and after, from the memo or not, the
+	// answers follow the time.
 	exp := principal([]string{"gpt-4o"}, nil, nil)
 	exp.Key.ExpiresAt = testNow.Add(time.Minute)
 	e2 := newEngine(t)

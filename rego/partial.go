@@ -89,6 +89,9 @@ type specKey struct {
 	key  *gateway.Key
 	team *gateway.Team
 	user *gateway.User
+	// expired is the key's key.expired: its residual differs once it has
+	// expired.
+	expired bool
 }
 
 // specialised holds one principal's residual query; a nil query means the

@@ -59,7 +59,7 @@ func TestRecordCacheSkipsErrors(t *testing.T) {
 	if _, err := c.get(k, func(*gateway.Key) (*ast.Term, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("get(failing conversion) error = %v, want %v", err, boom)
 	}
-	got, err := c.get(k, keyTerm)
+	got, err := c.get(k, liveKeyTerm)
 	if err != nil || got == nil {
 		t.Errorf("get(k) after a failed conversion = %v, %v; want a conversion", got, err)
 	}

@@ -137,13 +137,25 @@ _deny(status, code, message, reasons) := {
 # policy; this is the same rule once more, in case a caller did not.
 _key_usable if {
 	input.key.blocked == false
+	input.key.expired == false
+}
+
+# An input written by hand may leave key.expired out (the gateway always
+# sets it, from expires_at and the request's time): then expires_at and
+# input.now decide.
+_key_usable if {
+	input.key.blocked == false
+	not _expired_given
 	input.key.expires_at == null
 }
 
 _key_usable if {
 	input.key.blocked == false
+	not _expired_given
 	time.parse_rfc3339_ns(input.now) < time.parse_rfc3339_ns(input.key.expires_at)
 }
+
+_expired_given if "expired" in object.keys(input.key)
 
 # _admin_reason is why an admin route is allowed; undefined when it is not.
 _admin_reason := "admin: key role admin" if {

@@ -17,6 +17,9 @@ _route_cases := [
 	{"note": "key expiring now", "tc": {"override": {"key": {"expires_at": _t_now}}}, "want": _t_denied(401, "invalid_api_key")},
 	{"note": "key not yet expired", "tc": {"override": {"key": {"expires_at": "2026-11-24T12:00:01Z"}}}, "want": _t_ok},
 	{"note": "unparsable expiry", "tc": {"override": {"key": {"expires_at": "tomorrow"}}}, "want": _t_denied(401, "invalid_api_key")},
+	{"note": "key.expired as the gateway sets it", "tc": {"override": {"key": {"expires_at": "2026-11-24T12:00:01Z", "expired": true}}}, "want": _t_denied(401, "invalid_api_key")},
+	{"note": "key.expired false", "tc": {"override": {"key": {"expires_at": "2026-11-24T12:00:01Z", "expired": false}}}, "want": _t_ok},
+	{"note": "key.expired not a boolean", "tc": {"override": {"key": {"expired": "no"}}}, "want": _t_denied(401, "invalid_api_key")},
 	# blocked team, every route class but health
 	{"note": "blocked team, inference", "tc": {"team": [], "override": _t_blocked_team}, "want": _t_denied(403, "permission_denied")},
 	{"note": "blocked team, models.list", "tc": {"route": "models.list", "team": [], "override": _t_blocked_team}, "want": _t_denied(403, "permission_denied")},

@@ -55,14 +55,14 @@ var suites = []suite{
 	{
 		title: "Policy engine (rego)", pkg: "./rego/",
 		bench: "^(BenchmarkDecide|BenchmarkDecideParallel|BenchmarkVisibleModels|BenchmarkInputValue|BenchmarkBaselineEval)$", times: "2000x",
-		explain:  "One decision: repeated (the same key, model and route, answered from the principal's decision memo), evaluated (the principal's specialised residual, for a key that expires, whose residual reads input.now and is never memoised) and general (the whole policy, no specialisation); the model list over 100, 1,000 and 10,000 candidates in one evaluation; building the input document; and the floor: a prepared one-line policy evaluated with a parsed input.",
+		explain:  "One decision: repeated (the same key, model and route, answered from the principal's decision memo), evaluated (the principal's specialised residual, with a custom rule that reads input.now — a business-hours rule — so that nothing can be memoised) and general (the whole policy, no specialisation); the model list over 100, 1,000 and 10,000 candidates in one evaluation; building the input document; and the floor: a prepared one-line policy evaluated with a parsed input.",
 		baseline: "BaselineEval",
 		targets: []target{
 			{what: "one policy decision, evaluated (the principal's residual; nothing memoised)", result: "Decide/evaluated", metric: "ns/op", max: 20, unit: "µs"},
 			{what: "one policy decision, repeated (answered from the principal's decision memo)", result: "Decide/repeat", metric: "ns/op", max: 20, unit: "µs"},
 			{what: "list filtering, 1,000 candidates", result: "VisibleModels/1000", metric: "ns/op", max: 0.6, unit: "ms"},
 		},
-		note: "A principal's first request specialises the decision rule for it by partial evaluation (milliseconds, once per principal and policy revision; not in these figures). After that, a decision is the residual's evaluation (evaluated) unless the residual reads only the route, operation, method, stream and self flags, the model and the principal, in which case repeated decisions come from the memo (repeat). The evaluated decision stays about 5× the one-line floor: OPA's per-rule cost, not the policy's size, dominates it. The model list narrows input.candidate_index with set operations, so 10,000 candidates cost about 5× what 1,000 do.",
+		note: "A principal's first request specialises the decision rule for it by partial evaluation (milliseconds, once per principal and policy revision; not in these figures). After that, a decision is the residual's evaluation (evaluated) unless the residual reads only the route, operation, method, stream and self flags, the model and the principal (key.expired included: keys that expire are memoised too), in which case repeated decisions come from the memo (repeat). The evaluated decision stays about 5× the one-line floor: OPA's per-rule cost, not the policy's size, dominates it. The model list narrows input.candidate_index with set operations, so 10,000 candidates cost about 5× what 1,000 do.",
 	},
 	{
 		title: "Chat call through the gateway (tests)", pkg: "./tests/",
