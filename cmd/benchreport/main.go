@@ -62,7 +62,7 @@ var suites = []suite{
 			{what: "one policy decision, repeated (answered from the principal's decision memo)", result: "Decide/repeat", metric: "ns/op", max: 20, unit: "µs"},
 			{what: "list filtering, 1,000 candidates", result: "VisibleModels/1000", metric: "ns/op", max: 0.6, unit: "ms"},
 		},
-		note: "A principal's first request specialises the decision rule for it by partial evaluation (milliseconds, once per principal and policy revision; not in these figures). After that, a decision is the residual's evaluation (evaluated) unless the residual reads only the route, operation, method, stream and self flags, the model and the principal (key.expired included: keys that expire are memoised too), in which case repeated decisions come from the memo (repeat). The evaluated decision stays about 5× the one-line floor: OPA's per-rule cost, not the policy's size, dominates it. The model list narrows input.candidate_index with set operations, so 10,000 candidates cost about 5× what 1,000 do.",
+		note: "A principal's first request specialises the decision rule for it by partial evaluation (milliseconds, once per principal and policy revision; not in these figures). After that, a decision is the residual's evaluation (evaluated) unless the residual reads only the route, operation, method, stream and self flags, the model and the principal (key.expired included: keys that expire are memoised too), in which case repeated decisions come from the memo (repeat). The evaluated decision stays about 5–7× the one-line floor: OPA's per-rule cost, not the policy's size, dominates it. The model list narrows input.candidate_index with set operations, so 10,000 candidates cost about 5× what 1,000 do.",
 	},
 	{
 		title: "Chat call through the gateway (tests)", pkg: "./tests/",
@@ -93,7 +93,7 @@ var suites = []suite{
 		bench: "^BenchmarkDecide$", times: "5000x",
 		explain:  "One decision of the default policy without a decision log, with one writing to io.Discard, and with one whose writer is stuck so that every event is dropped at the full queue: logging must not slow requests.",
 		baseline: "Decide/off",
-		note:     "The decision here is a memoised one (about 0.2 µs), so the event's cost (building it and handing it to the queue, well under 1 µs) shows as a large ratio; against an evaluated decision (about 30 µs, above) it is a few percent. With a full queue the event is only counted as dropped and the request goes on; the difference from a draining queue is within this benchmark's run-to-run noise (either comes out ahead from run to run).",
+		note:     "The decision here is a memoised one (about 0.2 µs), so the event's cost (building it and handing it to the queue, well under 1 µs) shows as a large ratio; against an evaluated decision (30–35 µs, above) it is a few percent. With a full queue the event is only counted as dropped and the request goes on; the difference from a draining queue is within this benchmark's run-to-run noise (either comes out ahead from run to run).",
 	},
 	{
 		title: "Catalog, request scan, proxy and principal cache", pkg: "./gateway/catalog/ ./gateway/openai/ ./gateway/proxy/ ./gateway/authcache/",
