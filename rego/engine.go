@@ -290,6 +290,9 @@ func (e *Engine) install(ctx context.Context, ins []bundleInput) error {
 		}
 	}
 	e.cur.Store(st)
+	if prev != nil {
+		prev.spec.retire() // its queued principals are built for the new policy on demand
+	}
 	e.status.loaded(prev != nil)
 	e.log.Info("policy loaded", "revision", st.revision, "bundles", len(st.bundles))
 	return nil

@@ -134,8 +134,10 @@ type specCache struct {
 	evictMu  sync.Mutex
 	queue    chan specJob
 	working  atomic.Bool
-	// errs counts principals whose specialisation failed, for tests.
-	errs atomic.Int64
+	retired  atomic.Bool // the policy was replaced: build nothing more
+	// errs counts principals whose specialisation failed, built those
+	// specialised; for tests.
+	errs, built atomic.Int64
 }
 
 func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
@@ -219,6 +221,10 @@ func (c *specCache) work() {
 	for {
 		select {
 		case j := <-c.queue:
+			if c.retired.Load() {
+				j.sp.ready.Store(true) // nothing built: the general query of a dead policy
+				continue
+			}
 			start := time.Now()
 			c.build(j)
 			if len(c.queue) > 0 {
@@ -249,6 +255,7 @@ func (c *specCache) build(j specJob) {
 		[2]*ast.Term{kUser, j.user},
 	)
 	q, memo, err := c.specialise(ctx, DecisionQuery, known)
+	c.built.Add(1)
 	if err != nil {
 		c.errs.Add(1)
 	} else {
@@ -259,6 +266,10 @@ func (c *specCache) build(j specJob) {
 	}
 	j.sp.ready.Store(true)
 }
+
+// retire stops the worker from building more specialisations: the policy
+// revision they are for no longer serves.
+func (c *specCache) retire() { c.retired.Store(true) }
 
 // wait blocks until the principal k is specialised (or ctx ends); for tests
 // and benchmarks.

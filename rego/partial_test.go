@@ -1,11 +1,13 @@
 package rego
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/regate/gateway/gateway"
 )
@@ -165,5 +167,40 @@ func TestSpecCacheEvicts(t *testing.T) {
 	c.m.Range(func(_, _ any) bool { n++; return true })
 	if int64(n) != c.n.Load() {
 		t.Errorf("%d entries, count says %d", n, c.n.Load())
+	}
+}
+
+// TestReloadRetiresSpecialisation checks that a new policy stops the old
+// revision's worker: principals still queued for it are not built.
+func TestReloadRetiresSpecialisation(t *testing.T) {
+	e, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := e.cur.Load()
+	const n = 20
+	var last *gateway.Input
+	for i := range n {
+		in := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal([]string{fmt.Sprint("m", i)}, nil, nil), Now: testNow}
+		if _, err := e.Decide(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+		last = in
+	}
+	if err := e.Load(); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	// The old worker drains its queue without building.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if old.spec.wait(ctx, specKeyOf(last)) == nil {
+		t.Fatal("the old revision's queue was not drained")
+	}
+	if got := old.spec.built.Load(); got >= n {
+		t.Errorf("old revision built %d of %d queued principals after the reload, want fewer", got, n)
+	}
+	// The new revision specialises on demand.
+	if !e.Specialise(t.Context(), last) {
+		t.Error("the new revision did not specialise the principal")
 	}
 }
