@@ -374,6 +374,7 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	if in == nil {
 		return failClosed(), errors.New("decide: nil input")
 	}
+	in = pinNow(in)
 	st := e.cur.Load()
 	key, team, user, err := e.principalTerms(in)
 	if err != nil {
@@ -421,6 +422,7 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	if in.Candidates == nil || len(in.Candidates.Items) == 0 {
 		return map[string]struct{}{}, nil
 	}
+	in = pinNow(in)
 	st := e.cur.Load()
 	key, team, user, err := e.principalTerms(in)
 	if err != nil {
@@ -458,6 +460,7 @@ func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
 	if !e.special || in == nil {
 		return false
 	}
+	in = pinNow(in)
 	key, team, user, err := e.principalTerms(in)
 	if err != nil {
 		return false

@@ -60,6 +60,7 @@ var (
 // inputValue builds the input document (DESIGN §6) for in. Absent principal
 // parts and model are null; lists are never null.
 func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
+	in = pinNow(in)
 	key, team, user, err := e.principalTerms(in)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,6 @@ func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Val
 		cl := e.cands.get(in.Candidates)
 		cands, index = cl.term, cl.index
 	}
-	now := inputNow(in)
 	return ast.NewObject(
 		[2]*ast.Term{kRequest, requestTerm(&in.Request)},
 		[2]*ast.Term{kKey, key},
@@ -119,7 +119,7 @@ func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Val
 		[2]*ast.Term{kModel, model},
 		[2]*ast.Term{kCandidates, cands},
 		[2]*ast.Term{kIndex, index},
-		[2]*ast.Term{kNow, timeTerm(now)},
+		[2]*ast.Term{kNow, timeTerm(in.Now)},
 	)
 }
 
@@ -135,18 +135,23 @@ func requestTerm(r *gateway.RequestInfo) *ast.Term {
 	)
 }
 
-// inputNow is the time of in: in.Now, or the current time.
-func inputNow(in *gateway.Input) time.Time {
-	if in.Now.IsZero() {
-		return time.Now()
+// pinNow returns in with its time set: in itself when it has one, else a
+// copy at the current time. Entry points call it first, so that all that is
+// derived from one input (key.expired, input.now, the specialisation key)
+// sees one time.
+func pinNow(in *gateway.Input) *gateway.Input {
+	if !in.Now.IsZero() {
+		return in
 	}
-	return in.Now
+	c := *in
+	c.Now = time.Now()
+	return &c
 }
 
-// keyExpired reports whether in's key has expired at in's time: the input
-// document's key.expired.
+// keyExpired reports whether in's key has expired at in.Now (set by
+// pinNow): the input document's key.expired.
 func keyExpired(in *gateway.Input) bool {
-	return in.Principal != nil && in.Principal.Key != nil && in.Principal.Key.Expired(inputNow(in))
+	return in.Principal != nil && in.Principal.Key != nil && in.Principal.Key.Expired(in.Now)
 }
 
 func liveKeyTerm(k *gateway.Key) (*ast.Term, error)    { return keyTerm(k, false) }
