@@ -181,14 +181,9 @@ func (a *API) teamDelete(ctx context.Context, _ *gateway.Principal, r *http.Requ
 	if len(req.TeamIDs) == 0 {
 		return nil, badRequest("team_ids", "Missing team_ids: pass the teams to delete as \"team_ids\": [...].")
 	}
-	for _, id := range req.TeamIDs {
-		if _, err := a.store.GetTeam(ctx, id); err != nil {
-			return nil, storeError("get", "team", id, err)
-		}
-	}
-	deleted, err := a.store.DeleteTeams(ctx, req.TeamIDs)
+	deleted, err := deleteAll(ctx, "team", req.TeamIDs, a.store.GetTeam, a.store.DeleteTeams)
 	if err != nil {
-		return nil, fmt.Errorf("delete teams: %w", err)
+		return nil, err
 	}
 	a.log.Info("admin: teams deleted", "team_ids", deleted)
 	return DeleteTeamsResponse{DeletedTeams: nonNilList(deleted)}, nil

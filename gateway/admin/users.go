@@ -190,14 +190,9 @@ func (a *API) userDelete(ctx context.Context, _ *gateway.Principal, r *http.Requ
 	if len(req.UserIDs) == 0 {
 		return nil, badRequest("user_ids", "Missing user_ids: pass the users to delete as \"user_ids\": [...].")
 	}
-	for _, id := range req.UserIDs {
-		if _, err := a.store.GetUser(ctx, id); err != nil {
-			return nil, storeError("get", "user", id, err)
-		}
-	}
-	deleted, err := a.store.DeleteUsers(ctx, req.UserIDs)
+	deleted, err := deleteAll(ctx, "user", req.UserIDs, a.store.GetUser, a.store.DeleteUsers)
 	if err != nil {
-		return nil, fmt.Errorf("delete users: %w", err)
+		return nil, err
 	}
 	a.log.Info("admin: users deleted", "user_ids", deleted)
 	return DeleteUsersResponse{DeletedUsers: nonNilList(deleted)}, nil

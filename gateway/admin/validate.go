@@ -17,6 +17,22 @@ var userRoles = []string{
 	"team", "customer",
 }
 
+// deleteAll deletes the records of kind with ids, all or none: every id
+// must name a record (as LiteLLM refuses a partial delete), else the error
+// names the first that does not.
+func deleteAll[T any](ctx context.Context, kind string, ids []string, get func(context.Context, string) (T, error), del func(context.Context, []string) ([]string, error)) ([]string, error) {
+	for _, id := range ids {
+		if _, err := get(ctx, id); err != nil {
+			return nil, storeError("get", kind, id, err)
+		}
+	}
+	deleted, err := del(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("delete %ss: %w", kind, err)
+	}
+	return deleted, nil
+}
+
 // storeError translates a store error for a record of kind and id into the
 // error the edge maps: missing → *gateway.NotFoundError, duplicate →
 // *gateway.ConflictError; others (ErrUnavailable included) are wrapped.
