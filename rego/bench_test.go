@@ -75,23 +75,27 @@ func benchEngine(b *testing.B) *Engine {
 //
 //   - repeat: the same key, model and route again, answered from the
 //     principal's decision memo (rego/memo.go);
-//   - evaluated: the principal's specialised residual evaluated every
-//     time, as with a custom rule that reads input.now (business hours),
-//     whose decisions cannot be memoised;
-//   - general: the general policy, without per-principal specialisation.
+//   - evaluated: a decision evaluated every time, as with a custom rule
+//     that reads input.now (business hours), whose decisions cannot be
+//     memoised: the residual of the principal's request shape (route and
+//     model), which is what serves once that is specialised;
+//   - principal: the same decision from the principal's residual, which
+//     serves a request shape's first requests;
+//   - general: the general policy, without specialisation.
 func BenchmarkDecide(b *testing.B) {
 	clock := fstest.MapFS{
 		".manifest":   &fstest.MapFile{Data: []byte(`{"roots": ["gateway/custom"]}`)},
 		"custom.rego": &fstest.MapFile{Data: []byte("package gateway.custom\n\ndeny contains \"closed at night\" if time.clock(time.parse_rfc3339_ns(input.now))[0] < 6\n")},
 	}
 	cases := []struct {
-		name string
-		cfg  Config
-		in   *gateway.Input
+		name     string
+		cfg      Config
+		noShapes bool
 	}{
-		{"repeat", Config{}, benchInput()},
-		{"evaluated", Config{Bundles: []fs.FS{clock}}, benchInput()},
-		{"general", Config{NoSpecialise: true}, benchInput()},
+		{"repeat", Config{}, false},
+		{"evaluated", Config{Bundles: []fs.FS{clock}}, false},
+		{"principal", Config{Bundles: []fs.FS{clock}}, true},
+		{"general", Config{NoSpecialise: true}, false},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
@@ -99,17 +103,19 @@ func BenchmarkDecide(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			e.noShapes = bc.noShapes
+			in := benchInput()
 			ctx := b.Context()
 			if !bc.cfg.NoSpecialise {
-				specOf(b, e, bc.in)
+				specOf(b, e, in)
 			}
-			d, err := e.Decide(ctx, bc.in)
+			d, err := e.Decide(ctx, in)
 			if err != nil || !d.Allow {
 				b.Fatalf("Decide = %+v, %v, want allow", d, err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := e.Decide(ctx, bc.in); err != nil {
+				if _, err := e.Decide(ctx, in); err != nil {
 					b.Fatal(err)
 				}
 			}

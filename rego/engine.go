@@ -26,8 +26,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
-	"github.com/open-policy-agent/opa/v1/metrics"
-	oparego "github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
@@ -110,9 +108,12 @@ type Engine struct {
 	log     *slog.Logger
 	timeout time.Duration
 	special bool // specialise the policy per principal
-	cur     atomic.Pointer[state]
-	loadMu  sync.Mutex // serialises Load, Reload and polls
-	cands   candidateCache
+	// noShapes stops at the principal's residual (no request-shape
+	// specialisation); for benchmarks.
+	noShapes bool
+	cur      atomic.Pointer[state]
+	loadMu   sync.Mutex // serialises Load, Reload and polls
+	cands    candidateCache
 
 	static      []bundleInput // Config.Bundles, or what Load was given
 	sources     []*source     // Config.Sources
@@ -137,15 +138,15 @@ type state struct {
 	revision string
 	bundles  []BundleInfo
 	loadedAt time.Time
-	decision oparego.PreparedEvalQuery
-	visible  oparego.PreparedEvalQuery
-	layers   *oparego.PreparedEvalQuery // nil when the policy has no layers rule
-	spec     *specCache                 // per-principal residual queries
+	decision *query
+	visible  *query
+	layers   *query     // nil when the policy has no layers rule
+	spec     *specCache // per-principal residual queries
 
 	bundleLoaded []time.Time // when each of bundles was first loaded at its revision
 	compiler     *ast.Compiler
 	store        storage.Store
-	custom       *oparego.PreparedEvalQuery // data.gateway.custom.deny, for explain; nil without one
+	custom       *query // data.gateway.custom.deny, for explain; nil without one
 }
 
 // Verification is the key bundle signatures are verified with, as in OPA's
@@ -316,46 +317,23 @@ func build(ctx context.Context, ins []bundleInput, verify *bundle.VerificationCo
 		revs = append(revs, lb.info.Revision)
 	}
 	st.revision = strings.Join(revs, ",")
-	if st.decision, err = prepare(ctx, compiler, store, DecisionQuery); err != nil {
+	if st.decision, err = prepare(compiler, store, DecisionQuery); err != nil {
 		return nil, err
 	}
-	if st.visible, err = prepare(ctx, compiler, store, VisibleModelsQuery); err != nil {
+	if st.visible, err = prepare(compiler, store, VisibleModelsQuery); err != nil {
 		return nil, err
 	}
 	if len(compiler.GetRulesExact(ast.MustParseRef(LayersQuery))) > 0 {
-		q, err := prepare(ctx, compiler, store, LayersQuery)
-		if err != nil {
+		if st.layers, err = prepare(compiler, store, LayersQuery); err != nil {
 			return nil, err
 		}
-		st.layers = &q
 	}
 	if len(compiler.GetRulesExact(ast.MustParseRef(CustomDenyQuery))) > 0 {
-		q, err := prepare(ctx, compiler, store, CustomDenyQuery)
-		if err != nil {
+		if st.custom, err = prepare(compiler, store, CustomDenyQuery); err != nil {
 			return nil, err
 		}
-		st.custom = &q
 	}
 	return st, nil
-}
-
-// rawTerm makes results come back as OPA terms, not Go values: the engine
-// checks their shape itself and skips a conversion.
-func rawTerm(t *ast.Term, _ *oparego.EvalContext) (any, error) { return t, nil }
-
-func prepare(ctx context.Context, c *ast.Compiler, s storage.Store, query string) (oparego.PreparedEvalQuery, error) {
-	q, err := oparego.New(
-		oparego.Query(query),
-		oparego.Compiler(c),
-		oparego.Store(s),
-		oparego.Capabilities(Capabilities()),
-		oparego.SetRegoVersion(ast.RegoV1),
-		oparego.GenerateJSON(rawTerm),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return q, fmt.Errorf("prepare %s: %w", query, err)
-	}
-	return q, nil
 }
 
 // Revision identifies the policy now serving: the loaded bundles' revisions
@@ -384,21 +362,21 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}
 	q := st.decision
-	var (
-		memo *decisionMemo
-		mk   memoKey
-		pin  memoPin
-	)
-	if sp := e.specialised(st, in, key, team, user); sp != nil && sp.decision != nil {
-		q = *sp.decision
-		if memo = sp.memo; memo != nil {
-			mk, pin = keyOf(in)
+	var memo *decisionMemo
+	sp, mk, pin := e.specialised(st, in, key, team, user)
+	if sp != nil {
+		q, memo = sp.decision, sp.memo
+		if memo != nil {
 			if d, ok := memo.get(mk); ok {
 				return d, nil
 			}
 		}
 	}
-	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user))
+	var model *ast.Term // converted anew unless the shape holds it
+	if sp != nil {
+		model = sp.model
+	}
+	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user, model))
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}
@@ -430,7 +408,7 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	}
 	// The list is not specialised: narrowing it through
 	// input.candidate_index is a few set operations either way.
-	t, err := e.eval(ctx, st.visible, e.inputWith(in, key, team, user))
+	t, err := e.eval(ctx, st.visible, e.inputWith(in, key, team, user, nil))
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
@@ -441,19 +419,33 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	return ids, nil
 }
 
-// specialised returns the principal's residual queries under st, or nil
-// when specialisation is off.
-func (e *Engine) specialised(st *state, in *gateway.Input, key, team, user *ast.Term) *specialised {
+// specialised returns the most specific residual ready for in under st —
+// its request shape's, else its principal's — with in's memo key; nil when
+// specialisation is off or none is ready yet (the first calls queue them).
+func (e *Engine) specialised(st *state, in *gateway.Input, key, team, user *ast.Term) (*specialised, memoKey, memoPin) {
 	if !e.special {
-		return nil
+		return nil, memoKey{}, memoPin{}
 	}
-	return st.spec.get(specKeyOf(in), key, team, user)
+	pk := specKeyOf(in)
+	sp := st.spec.get(pk, key, team, user)
+	if sp == nil || sp.decision == nil {
+		return nil, memoKey{}, memoPin{}
+	}
+	mk, pin := keyOf(in)
+	if sp.memo != nil || e.noShapes {
+		return sp, mk, pin
+	}
+	if sh := st.spec.shape(shapeKey{pk, mk}, pin, in, key, team, user); sh != nil && sh.decision != nil {
+		return sh, mk, pin
+	}
+	return sp, mk, pin
 }
 
-// Specialise queues in's principal for specialisation under the current
-// policy, unless it is done, and waits until its residual is ready or ctx
-// ends. Decisions do not need it (the general policy answers meanwhile);
-// it is for warming a principal up, in benchmarks and before traffic. It
+// Specialise queues in's principal (and, when its residual cannot be
+// memoised, in's request shape) for specialisation under the current
+// policy, unless it is done, and waits until the residuals are ready or
+// ctx ends. Decisions do not need it (the level up answers meanwhile); it
+// is for warming a principal up, in benchmarks and before traffic. It
 // reports whether the principal is specialised (false when specialisation
 // is off or failed).
 func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
@@ -466,10 +458,19 @@ func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
 		return false
 	}
 	st := e.cur.Load()
-	k := specKeyOf(in)
-	st.spec.get(k, key, team, user)
-	sp := st.spec.wait(ctx, k)
-	return sp != nil && sp.decision != nil
+	pk := specKeyOf(in)
+	st.spec.get(pk, key, team, user)
+	sp := st.spec.wait(ctx, &st.spec.principals, pk)
+	if sp == nil || sp.decision == nil {
+		return false
+	}
+	if sp.memo == nil && !e.noShapes {
+		mk, pin := keyOf(in)
+		sk := shapeKey{pk, mk}
+		st.spec.shape(sk, pin, in, key, team, user)
+		st.spec.wait(ctx, &st.spec.shapes, sk)
+	}
+	return true
 }
 
 // specKeyOf identifies in's principal by its records.
@@ -512,7 +513,7 @@ func (e *Engine) Layers(ctx context.Context, in *gateway.Input) ([]Layer, error)
 	if err != nil {
 		return nil, fmt.Errorf("layers: %w", err)
 	}
-	t, err := e.eval(ctx, *st.layers, v)
+	t, err := e.eval(ctx, st.layers, v)
 	if err != nil {
 		return nil, fmt.Errorf("layers: %w", err)
 	}
@@ -525,35 +526,19 @@ func (e *Engine) Layers(ctx context.Context, in *gateway.Input) ([]Layer, error)
 
 // eval runs one prepared query under the engine's timeout and returns the
 // value of its single expression.
-func (e *Engine) eval(ctx context.Context, q oparego.PreparedEvalQuery, input ast.Value) (*ast.Term, error) {
+func (e *Engine) eval(ctx context.Context, q *query, input ast.Value) (*ast.Term, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	// An external cancel with context.AfterFunc instead of the goroutine
-	// OPA would start for every evaluation.
+	// An external cancel with context.AfterFunc instead of a goroutine per
+	// evaluation.
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
-	// No per-evaluation metrics: OPA would allocate a set of timers for
-	// every evaluation that nobody reads.
-	rs, err := q.Eval(ctx, oparego.EvalParsedInput(input), oparego.EvalExternalCancel(c), oparego.EvalMetrics(noMetrics))
-	if err != nil {
-		return nil, err
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, ErrUndefined
-	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok || t == nil {
-		return nil, fmt.Errorf("%w: unexpected result type %T", ErrMalformed, rs[0].Expressions[0].Value)
-	}
-	return t, nil
+	return q.run(ctx, input, c)
 }
-
-// noMetrics is the shared no-op metrics of every evaluation.
-var noMetrics = metrics.NoOp()
 
 // failClosed is the decision returned with every evaluation error.
 func failClosed() gateway.Decision {

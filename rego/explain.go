@@ -85,7 +85,7 @@ func (e *Engine) Explain(ctx context.Context, in *gateway.Input) (Explanation, e
 	custom := ExplainLayer{Layer: Layer{Layer: CustomLayer, Allowed: true}}
 	if st.custom != nil {
 		custom.Restricts = true
-		t, err := e.eval(ctx, *st.custom, v)
+		t, err := e.eval(ctx, st.custom, v)
 		switch {
 		case errors.Is(err, ErrUndefined):
 		case err != nil:

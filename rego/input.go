@@ -65,7 +65,7 @@ func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.inputWith(in, key, team, user), nil
+	return e.inputWith(in, key, team, user, nil), nil
 }
 
 // principalTerms converts the principal's records (cached by identity);
@@ -100,11 +100,13 @@ func (e *Engine) principalTerms(in *gateway.Input) (key, team, user *ast.Term, e
 }
 
 // inputWith builds the input document for in around converted principal
-// records.
-func (e *Engine) inputWith(in *gateway.Input, key, team, user *ast.Term) ast.Value {
-	model := ast.InternedNullTerm
-	if in.Model != nil {
-		model = modelTerm(in.Model)
+// records and, unless it is nil, a converted model (a request shape's).
+func (e *Engine) inputWith(in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
+	if model == nil {
+		model = ast.InternedNullTerm
+		if in.Model != nil {
+			model = modelTerm(in.Model)
+		}
 	}
 	cands, index := ast.InternedEmptyArray, ast.InternedNullTerm
 	if in.Candidates != nil {

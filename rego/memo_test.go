@@ -20,7 +20,8 @@ func specOf(t testing.TB, e *Engine, in *gateway.Input) *specialised {
 	if !e.Specialise(ctx, in) {
 		t.Fatal("the principal was not specialised within 10s")
 	}
-	return e.cur.Load().spec.wait(ctx, specKeyOf(in))
+	c := e.cur.Load().spec
+	return c.wait(ctx, &c.principals, specKeyOf(in))
 }
 
 func TestMemoisable(t *testing.T) {

@@ -3,6 +3,7 @@ package rego
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +22,21 @@ import (
 // the allow-lists, compiling them into sets, checking roles and expiry. So
 // the first request of a principal queues it to have the decision entry
 // point partially evaluated, off the request path, with input.key,
-// input.team and input.user known and the rest of the input unknown. The residual policy has the principal's lists as
-// constants; it is compiled on its own and cached for the principal. Every
-// later request of the principal evaluates the residual with the full
-// input, which gives the same result as the general query.
+// input.team and input.user known and the rest of the input unknown. The
+// residual policy has the principal's lists as constants; it is compiled on
+// its own and cached for the principal. Every later request of the
+// principal evaluates the residual with the full input, which gives the same
+// result as the general query.
+//
+// Most residuals read only what the decision memo keys on (memo.go), and
+// their decisions are remembered. A residual that reads more — a custom rule
+// on input.now, the request id or path — is specialised a second time per
+// request shape: for each route, operation, method, stream and self flags
+// and model the principal uses (the memo key), with those known as well.
+// What is left is the little that depends on the rest (a business-hours
+// rule: one comparison of the time), less than half the principal's residual
+// to evaluate; and a shape whose residual reads nothing more (a rule that
+// applies only to some routes) is memoised after all.
 //
 // visible_models is not specialised: through input.candidate_index it is a
 // few set operations, and its residual would keep comprehensions over the
@@ -33,14 +45,19 @@ import (
 // Rules partial evaluation keeps whole (rules with else, functions called
 // inside comprehensions, a custom deny set iterated in a comprehension) are
 // compiled into the residual as written (keptWhole) and evaluated on the
-// full input. When partial evaluation fails or times out, the principal is
-// served by the general query.
+// full input. When partial evaluation fails or times out, the principal (or
+// the shape) is served by the query a level up.
 
-// specCacheSize bounds the specialisations kept per policy revision. One
-// takes about 0.4 MB (its residual's compiler), so the cache holds about
-// 100 MB at most. When it is full, principals not used since the last sweep
+// specCacheSize bounds the principals specialised per policy revision. One
+// takes about 0.3 MB (its residual's compiler), so they hold about 80 MB at
+// most. When the table is full, principals not used since the last sweep
 // are dropped (second chance).
 const specCacheSize = 256
+
+// shapeCacheSize bounds the request shapes specialised per policy revision
+// (only principals whose residual cannot be memoised have them). One takes
+// about 50 KB, so they hold about 50 MB at most.
+const shapeCacheSize = 1024
 
 // specDuty bounds the share of one CPU the worker spends building
 // specialisations while more are queued: after a build that took d it
@@ -48,15 +65,18 @@ const specCacheSize = 256
 // cache holds, then cannot take a core away from requests.
 const specDuty = 0.25
 
-// peNamespace is where partial evaluation puts the support rules, and
-// peResult the rule that collects the residual queries.
-const (
-	peNamespace = "gateway_pe_support"
-	peResult    = "data.gateway_pe.r"
-)
+// peNamespace is where partial evaluation puts the support rules.
+const peNamespace = "gateway_pe_support"
+
+// peResultRef is the rule that collects the residual queries.
+var peResultRef = ast.MustParseRef("data.gateway_pe.r")
 
 // peUnknowns are the parts of the input a principal does not fix.
 var peUnknowns = []string{"input.request", "input.model", "input.candidates", "input.candidate_index", "input.now"}
+
+// shapeUnknowns are the parts of the input a principal and a request shape
+// (memoKey) do not fix: every field of the input document but those.
+var shapeUnknowns = []string{"input.request.id", "input.request.path", "input.candidates", "input.candidate_index", "input.now"}
 
 // peNoInline are rules of the default policy that partial evaluation keeps
 // as (specialised) support rules instead of inlining them where they are
@@ -82,7 +102,14 @@ var peNoInline = []string{
 	"data.gateway.authz._key_hits",
 	"data.gateway.authz._team_hits",
 	"data.gateway.authz._user_hits",
+	"data.gateway.authz._custom_denied",
 }
+
+// shapeNoInline are the rules kept as support rules in a request shape's
+// residual, where everything but the time, the request id and path is
+// known and the rest folds away: the custom rules' verdict, tested in
+// several branches, is then evaluated once per request.
+var shapeNoInline = []string{"data.gateway.authz._custom_denied"}
 
 // specKey identifies a principal by its records.
 type specKey struct {
@@ -94,116 +121,188 @@ type specKey struct {
 	expired bool
 }
 
-// specialised holds one principal's residual query; a nil query means the
-// general one serves (partial evaluation failed for it). Its fields are
-// set before ready, and read only after it.
+// shapeKey identifies a request shape of a principal.
+type shapeKey struct {
+	p specKey
+	m memoKey
+}
+
+// specialised holds one residual query (a principal's or a request
+// shape's); a nil query means the level up serves (partial evaluation
+// failed). Its fields are set before ready, and read only after it.
 type specialised struct {
 	ready    atomic.Bool
 	used     atomic.Bool // since the last sweep (evict)
-	decision *oparego.PreparedEvalQuery
+	decision *query
 	// memo remembers decisions when the residual allows it (memo.go); nil
 	// otherwise.
 	memo *decisionMemo
+	// pin keeps the model lists a shape's key points into alive, and model
+	// is input.model for a shape (nil for a principal).
+	pin   memoPin
+	model *ast.Term
 }
 
-// specQueueSize bounds the principals waiting to be specialised. A
-// principal that finds the queue full is served by the general policy and
-// tries again on a later request.
+// specQueueSize bounds the specialisations waiting to be built. One that
+// finds the queue full is served by the level up and tried again on a later
+// request.
 const specQueueSize = 4096
 
-// specJob is one principal to specialise.
+// specJob is one principal or shape to specialise: partial evaluation of
+// the decision with known, unknowns and noInline (oparego.DisableInlining).
 type specJob struct {
-	k               specKey
-	sp              *specialised
-	key, team, user *ast.Term
+	sp                 *specialised
+	known              ast.Object
+	unknowns, noInline []string
+}
+
+// specTable holds the specialisations of one kind (principals or shapes),
+// bounded by size.
+type specTable struct {
+	size    int64
+	m       sync.Map // specKey or shapeKey → *specialised
+	n       atomic.Int64
+	evictMu sync.Mutex
 }
 
 // specCache caches specialisations for one policy revision. Building one
 // takes milliseconds of CPU (partial evaluation and a compile), so it is
-// done off the request path, one principal at a time, by a worker that runs
-// while there is work: a principal's first requests (and every principal's
-// first requests after a new policy) are answered by the general policy
-// meanwhile, with the same results.
+// done off the request path, one at a time, by a worker that runs while
+// there is work: a principal's first requests (and every principal's first
+// requests after a new policy) are answered by the general policy
+// meanwhile, and a shape's by the principal's residual, with the same
+// results.
 type specCache struct {
-	timeout  time.Duration // bounds one specialisation
-	compiler *ast.Compiler
-	store    storage.Store
-	size     int64    // specCacheSize; smaller in tests
-	m        sync.Map // specKey → *specialised
-	n        atomic.Int64
-	evictMu  sync.Mutex
-	queue    chan specJob
-	working  atomic.Bool
-	retired  atomic.Bool // the policy was replaced: build nothing more
-	// errs counts principals whose specialisation failed, built those
-	// specialised; for tests.
+	timeout    time.Duration // bounds one specialisation
+	compiler   *ast.Compiler
+	store      storage.Store
+	principals specTable
+	shapes     specTable
+	queue      chan specJob
+	working    atomic.Bool
+	retired    atomic.Bool // the policy was replaced: build nothing more
+	// errs counts specialisations that failed, built those built; for
+	// tests.
 	errs, built atomic.Int64
 }
 
 func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
-	return &specCache{compiler: c, store: s, timeout: timeout, size: specCacheSize, queue: make(chan specJob, specQueueSize)}
+	return &specCache{
+		compiler:   c,
+		store:      s,
+		timeout:    timeout,
+		principals: specTable{size: specCacheSize},
+		shapes:     specTable{size: shapeCacheSize},
+		queue:      make(chan specJob, specQueueSize),
+	}
 }
 
 // get returns the specialisation of the principal whose records are k and
 // whose converted records are key, team and user, or nil while it is not
 // ready; the first call queues it.
 func (c *specCache) get(k specKey, key, team, user *ast.Term) *specialised {
-	if v, ok := c.m.Load(k); ok {
-		sp := v.(*specialised)
-		if !sp.used.Load() {
-			sp.used.Store(true)
-		}
-		if sp.ready.Load() {
-			return sp
-		}
-		return nil
+	if v, ok := c.principals.m.Load(k); ok {
+		return readied(v)
 	}
-	sp := &specialised{}
-	sp.used.Store(true)
-	if _, loaded := c.m.LoadOrStore(k, sp); loaded {
-		return nil
+	known := ast.NewObject(
+		[2]*ast.Term{kKey, key},
+		[2]*ast.Term{kTeam, team},
+		[2]*ast.Term{kUser, user},
+	)
+	c.create(&c.principals, k, &specialised{}, specJob{known: known, unknowns: peUnknowns, noInline: peNoInline})
+	return nil
+}
+
+// shape returns the specialisation of the request shape k of a principal
+// (whose converted records are key, team and user, with in the request), or
+// nil while it is not ready; the first call queues it. pin holds the model
+// lists k points into.
+func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team, user *ast.Term) *specialised {
+	if v, ok := c.shapes.m.Load(k); ok {
+		return readied(v)
 	}
-	if c.n.Add(1) > c.size {
-		c.evict()
+	model := ast.InternedNullTerm
+	if in.Model != nil {
+		model = modelTerm(in.Model)
 	}
-	select {
-	case c.queue <- specJob{k: k, sp: sp, key: key, team: team, user: user}:
-		c.startWorker()
-	default:
-		if c.m.CompareAndDelete(k, sp) { // retried by a later request
-			c.n.Add(-1)
-		}
+	r := &in.Request
+	known := ast.NewObject(
+		[2]*ast.Term{kKey, key},
+		[2]*ast.Term{kTeam, team},
+		[2]*ast.Term{kUser, user},
+		[2]*ast.Term{kModel, model},
+		[2]*ast.Term{kRequest, ast.ObjectTerm(
+			[2]*ast.Term{kRoute, str(r.Route)},
+			[2]*ast.Term{kOperation, str(r.Operation)},
+			[2]*ast.Term{kMethod, str(r.Method)},
+			[2]*ast.Term{kStream, ast.InternedTerm(r.Stream)},
+			[2]*ast.Term{kSelf, ast.InternedTerm(r.Self)},
+		)},
+	)
+	c.create(&c.shapes, k, &specialised{pin: pin, model: model}, specJob{known: known, unknowns: shapeUnknowns, noInline: shapeNoInline})
+	return nil
+}
+
+// readied marks the table entry v used and returns it when it is ready.
+func readied(v any) *specialised {
+	sp := v.(*specialised)
+	if !sp.used.Load() {
+		sp.used.Store(true)
+	}
+	if sp.ready.Load() {
+		return sp
 	}
 	return nil
 }
 
-// evict brings the cache back under its size: it drops the entries not
+// create adds sp to t as k, unless another request did first, and queues
+// it to be built as j says.
+func (c *specCache) create(t *specTable, k any, sp *specialised, j specJob) {
+	sp.used.Store(true)
+	if _, loaded := t.m.LoadOrStore(k, sp); loaded {
+		return
+	}
+	j.sp = sp
+	if t.n.Add(1) > t.size {
+		t.evict()
+	}
+	select {
+	case c.queue <- j:
+		c.startWorker()
+	default:
+		if t.m.CompareAndDelete(k, sp) { // retried by a later request
+			t.n.Add(-1)
+		}
+	}
+}
+
+// evict brings the table back under its size: it drops the entries not
 // used since the last sweep (entries still being built count as used) and
 // clears the mark of the others; if all were used, it drops entries until a
 // quarter of the room is free.
-func (c *specCache) evict() {
-	c.evictMu.Lock()
-	defer c.evictMu.Unlock()
-	if c.n.Load() <= c.size {
+func (t *specTable) evict() {
+	t.evictMu.Lock()
+	defer t.evictMu.Unlock()
+	if t.n.Load() <= t.size {
 		return
 	}
-	c.m.Range(func(k, v any) bool {
+	t.m.Range(func(k, v any) bool {
 		sp := v.(*specialised)
 		if sp.ready.Load() && !sp.used.Load() {
-			if c.m.CompareAndDelete(k, v) {
-				c.n.Add(-1)
+			if t.m.CompareAndDelete(k, v) {
+				t.n.Add(-1)
 			}
 		} else {
 			sp.used.Store(false)
 		}
 		return true
 	})
-	c.m.Range(func(k, v any) bool {
-		if c.n.Load() <= c.size*3/4 {
+	t.m.Range(func(k, v any) bool {
+		if t.n.Load() <= t.size*3/4 {
 			return false
 		}
-		if v.(*specialised).ready.Load() && c.m.CompareAndDelete(k, v) {
-			c.n.Add(-1)
+		if v.(*specialised).ready.Load() && t.m.CompareAndDelete(k, v) {
+			t.n.Add(-1)
 		}
 		return true
 	})
@@ -216,13 +315,13 @@ func (c *specCache) startWorker() {
 	}
 }
 
-// work specialises queued principals until the queue is empty.
+// work specialises what is queued until the queue is empty.
 func (c *specCache) work() {
 	for {
 		select {
 		case j := <-c.queue:
 			if c.retired.Load() {
-				j.sp.ready.Store(true) // nothing built: the general query of a dead policy
+				j.sp.ready.Store(true) // nothing built: the level up of a dead policy
 				continue
 			}
 			start := time.Now()
@@ -242,19 +341,14 @@ func (c *specCache) work() {
 	}
 }
 
-// build specialises one principal and marks it ready. The request's
-// deadline does not apply (the work serves all requests of the principal);
-// the evaluation timeout does. One that fails or times out is remembered as
-// a failure: the principal is served by the general policy.
+// build specialises one principal or shape and marks it ready. The
+// request's deadline does not apply (the work serves all requests of the
+// principal); the evaluation timeout does. One that fails or times out is
+// remembered as a failure: the level up serves it.
 func (c *specCache) build(j specJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	known := ast.NewObject(
-		[2]*ast.Term{kKey, j.key},
-		[2]*ast.Term{kTeam, j.team},
-		[2]*ast.Term{kUser, j.user},
-	)
-	q, memo, err := c.specialise(ctx, DecisionQuery, known)
+	q, memo, err := c.specialise(ctx, DecisionQuery, j)
 	c.built.Add(1)
 	if err != nil {
 		c.errs.Add(1)
@@ -271,11 +365,11 @@ func (c *specCache) build(j specJob) {
 // revision they are for no longer serves.
 func (c *specCache) retire() { c.retired.Store(true) }
 
-// wait blocks until the principal k is specialised (or ctx ends); for tests
-// and benchmarks.
-func (c *specCache) wait(ctx context.Context, k specKey) *specialised {
+// wait blocks until the specialisation k of t is ready (or ctx ends); for
+// tests and benchmarks.
+func (c *specCache) wait(ctx context.Context, t *specTable, k any) *specialised {
 	for ctx.Err() == nil {
-		if v, ok := c.m.Load(k); ok && v.(*specialised).ready.Load() {
+		if v, ok := t.m.Load(k); ok && v.(*specialised).ready.Load() {
 			return v.(*specialised)
 		}
 		time.Sleep(100 * time.Microsecond)
@@ -283,23 +377,27 @@ func (c *specCache) wait(ctx context.Context, k specKey) *specialised {
 	return nil
 }
 
-// specialise partially evaluates query with the known principal and
-// prepares the residual, compiled on its own; memo tells whether the
-// residual's results may be memoised (memo.go).
-func (c *specCache) specialise(ctx context.Context, query string, known ast.Object) (q *oparego.PreparedEvalQuery, memo bool, err error) {
+// specialise partially evaluates the entry point as j says and prepares the
+// residual, compiled on its own; memo tells whether the residual's results
+// may be memoised (memo.go).
+func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q *query, memo bool, err error) {
 	pq, err := oparego.New(
-		oparego.Query("result = "+query),
+		oparego.Query("result = "+entry),
 		oparego.Compiler(c.compiler),
 		oparego.Store(c.store),
 		oparego.Capabilities(Capabilities()),
 		oparego.SetRegoVersion(ast.RegoV1),
-		oparego.Unknowns(peUnknowns),
-		oparego.ParsedInput(known),
+		oparego.Unknowns(j.unknowns),
+		oparego.ParsedInput(j.known),
 		oparego.PartialNamespace(peNamespace),
-		oparego.DisableInlining(peNoInline),
+		oparego.DisableInlining(j.noInline),
 	).Partial(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("partial evaluation of %s: %w", query, err)
+		return nil, false, fmt.Errorf("partial evaluation of %s: %w", entry, err)
+	}
+	pq.Queries = slices.DeleteFunc(pq.Queries, deadBody)
+	for _, m := range pq.Support {
+		pruneDead(m)
 	}
 	mod := &ast.Module{Package: &ast.Package{Path: ast.MustParseRef("data.gateway_pe")}}
 	modules := map[string]*ast.Module{"__gateway_pe__": mod}
@@ -317,43 +415,92 @@ func (c *specCache) specialise(ctx context.Context, query string, known ast.Obje
 	for name, m := range kept {
 		modules[name] = m
 	}
-	compiler := newCompiler(Capabilities())
+	// A residual calls a few built-ins; a compiler told of only those
+	// keeps a type environment a fraction of the size (most of a small
+	// residual's memory). Should that miss one the compile needs, it is
+	// compiled again with them all.
+	compiler := newCompiler(residualCapabilities(modules))
 	if compiler.Compile(modules); compiler.Failed() {
-		return nil, false, fmt.Errorf("compile residual of %s: %w", query, compiler.Errors)
+		compiler = newCompiler(Capabilities())
+		if compiler.Compile(modules); compiler.Failed() {
+			return nil, false, fmt.Errorf("compile residual of %s: %w", entry, compiler.Errors)
+		}
 	}
-	prepared, err := oparego.New(
-		oparego.ParsedQuery(residualQuery(pq.Queries)),
-		oparego.Compiler(compiler),
-		oparego.Store(c.store),
-		oparego.Capabilities(Capabilities()),
-		oparego.SetRegoVersion(ast.RegoV1),
-		oparego.GenerateJSON(rawTerm),
-	).PrepareForEval(ctx)
+	prepared, err := prepareRef(compiler, c.store, residualRef(pq.Queries))
 	if err != nil {
-		return nil, false, fmt.Errorf("prepare residual of %s: %w", query, err)
+		return nil, false, fmt.Errorf("residual of %s: %w", entry, err)
 	}
 	support := pq.Support
 	for _, m := range kept {
 		support = append(support, m)
 	}
-	return &prepared, memoisable(pq.Queries, support), nil
+	return prepared, memoisable(pq.Queries, support), nil
 }
 
-// residualQuery is the query that evaluates the residual: the rule that
+// residualCapabilities returns the gateway's capabilities with only the
+// built-ins that modules call.
+func residualCapabilities(modules map[string]*ast.Module) *ast.Capabilities {
+	used := map[string]bool{}
+	for _, m := range modules {
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if e.IsCall() {
+				used[e.Operator().String()] = true
+			}
+			return false
+		})
+		ast.WalkTerms(m, func(t *ast.Term) bool {
+			if c, ok := t.Value.(ast.Call); ok && len(c) > 0 {
+				used[c[0].String()] = true
+			}
+			return false
+		})
+	}
+	caps := Capabilities()
+	caps.Builtins = slices.DeleteFunc(caps.Builtins, func(b *ast.Builtin) bool { return !used[b.Name] })
+	return caps
+}
+
+// pruneDead drops the rules of m whose body can never hold: partial
+// evaluation leaves a branch whose known condition failed as "not true"
+// after the unknown parts it tested first, and evaluating those would only
+// cost time. Rules with else are kept (dropping one would drop its else
+// branches too), and so are default rules.
+func pruneDead(m *ast.Module) {
+	m.Rules = slices.DeleteFunc(m.Rules, func(r *ast.Rule) bool {
+		return !r.Default && r.Else == nil && deadBody(r.Body)
+	})
+}
+
+// deadBody reports whether body has an expression that always fails: the
+// constant false, or "not true".
+func deadBody(body ast.Body) bool {
+	for _, e := range body {
+		t, ok := e.Terms.(*ast.Term)
+		if !ok || len(e.With) > 0 {
+			continue
+		}
+		if v, ok := t.Value.(ast.Boolean); ok && bool(v) == e.Negated {
+			return true
+		}
+	}
+	return false
+}
+
+// residualRef is the reference whose value the residual is: the rule that
 // collects the residual queries, or, when partial evaluation left the one
 // query "<ref> = result", the reference itself (a rule evaluation less per
 // request).
-func residualQuery(queries []ast.Body) ast.Body {
+func residualRef(queries []ast.Body) ast.Ref {
 	if len(queries) == 1 && len(queries[0]) == 1 {
 		e := queries[0][0]
 		if e.IsEquality() && !e.Negated && len(e.With) == 0 {
 			lhs, rhs := e.Operand(0), e.Operand(1)
-			if _, ok := lhs.Value.(ast.Ref); ok && rhs.Equal(ast.VarTerm("result")) {
-				return ast.NewBody(ast.NewExpr(lhs))
+			if r, ok := lhs.Value.(ast.Ref); ok && rhs.Equal(ast.VarTerm("result")) {
+				return r
 			}
 		}
 	}
-	return ast.MustParseBody(peResult)
+	return peResultRef
 }
 
 // keptWhole returns copies of the policy's modules that the residual

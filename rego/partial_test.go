@@ -12,28 +12,59 @@ import (
 	"github.com/regate/gateway/gateway"
 )
 
-// TestSpecialisedEqualsGeneral checks that the per-principal residual
-// policies give exactly the decisions and lists of the general policy, for
-// random principals mixing every kind of entry, on every route class, with
-// and without a custom bundle.
+// TestSpecialisedEqualsGeneral checks that the per-principal and
+// per-request-shape residual policies give exactly the decisions and lists
+// of the general policy, for random principals mixing every kind of entry,
+// on every route class, with no custom bundle, with one whose residuals are
+// memoised, and with one that reads the time, the request id and path
+// (whose request shapes are specialised).
 func TestSpecialisedEqualsGeneral(t *testing.T) {
-	for _, custom := range []bool{false, true} {
-		t.Run(fmt.Sprintf("custom=%v", custom), func(t *testing.T) {
-			general := engineWith(t, true, custom)
-			special := engineWith(t, false, custom)
+	for _, tc := range []struct {
+		name   string
+		bundle map[string]string
+		shapes bool // request shapes are specialised
+	}{
+		{"default", nil, false},
+		{"custom", customBundle, false},
+		{"time", timeBundle, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			general := engineWith(t, true, tc.bundle)
+			special := engineWith(t, false, tc.bundle)
 			checkEquivalent(t, general, special)
-			if n := special.cur.Load().spec.errs.Load(); n != 0 {
+			spec := special.cur.Load().spec
+			if n := spec.errs.Load(); n != 0 {
 				t.Errorf("%d specialisations failed; the default policy, with or without custom rules, should always specialise", n)
+			}
+			if n := spec.shapes.n.Load(); (n > 0) != tc.shapes {
+				t.Errorf("%d request shapes specialised; want some: %v", n, tc.shapes)
 			}
 		})
 	}
 }
 
-func engineWith(t *testing.T, noSpecialise, custom bool) *Engine {
+// timeBundle reads what the decision memo does not key on: the time, the
+// request id and path.
+var timeBundle = map[string]string{
+	".manifest": `{"roots": ["gateway/custom"], "revision": "time-1"}`,
+	"custom.rego": `package gateway.custom
+
+deny contains "closed at night" if {
+	input.request.route == "inference"
+	time.clock(time.parse_rfc3339_ns(input.now))[0] < 6
+}
+
+deny contains "no batch path" if endswith(input.request.path, "/batch")
+
+deny contains "request id required" if input.request.id == ""
+`,
+}
+
+func engineWith(t *testing.T, noSpecialise bool, bundle map[string]string) *Engine {
 	t.Helper()
 	cfg := Config{NoSpecialise: noSpecialise}
-	if custom {
-		cfg.Bundles = append(cfg.Bundles, bundleFS(customBundle))
+	if bundle != nil {
+		cfg.Bundles = append(cfg.Bundles, bundleFS(bundle))
 	}
 	e, err := New(cfg)
 	if err != nil {
@@ -97,13 +128,28 @@ func checkEquivalent(t *testing.T, general, special *Engine) {
 		}
 		for _, m := range models {
 			in.Model = m
-			gd, gerr := general.Decide(t.Context(), in)
-			// Twice: the second answer may come from the decision memo.
-			for range 2 {
+			// The time, id and path vary per request; the shape is
+			// specialised (when the principal's residual cannot be
+			// memoised) before the second of the two decisions below.
+			in.Now = testNow.Add(time.Duration(r.IntN(24)) * time.Hour)
+			in.Request.ID = []string{"req-1", ""}[r.IntN(2)]
+			in.Request.Path = []string{"/v1/chat/completions", "/v1/batch"}[r.IntN(2)]
+			// Three times: first from the principal's residual (the
+			// shape is queued), then from the shape's residual or the
+			// memo, then again at another time, id and path.
+			for j := range 3 {
+				switch j {
+				case 1:
+					special.Specialise(t.Context(), in)
+				case 2:
+					in.Now = in.Now.Add(time.Duration(1+r.IntN(23)) * time.Hour)
+					in.Request.ID, in.Request.Path = "req-2", "/v1/chat/completions"
+				}
+				gd, gerr := general.Decide(t.Context(), in)
 				sd, serr := special.Decide(t.Context(), in)
 				if (gerr != nil) != (serr != nil) || !equalDecision(gd, sd) {
-					t.Fatalf("principal %d %+v route %s model %s: general = %+v (%v), specialised = %+v (%v)",
-						i, lists(p), in.Request.Route, m.Requested, gd, gerr, sd, serr)
+					t.Fatalf("principal %d %+v route %s model %s at %s (decision %d): general = %+v (%v), specialised = %+v (%v)",
+						i, lists(p), in.Request.Route, m.Requested, in.Now.Format(time.TimeOnly), j, gd, gerr, sd, serr)
 				}
 			}
 		}
@@ -126,7 +172,7 @@ func lists(p *gateway.Principal) [3][]string {
 // the last sweep stay, the others go, entries being built stay, and when
 // everything was used the cache still gets back under its size.
 func TestSpecCacheEvicts(t *testing.T) {
-	c := &specCache{size: 4}
+	c := &specTable{size: 4}
 	add := func(i int, ready, used bool) specKey {
 		k := specKey{key: &gateway.Key{ID: fmt.Sprint(i)}}
 		sp := &specialised{}
@@ -193,7 +239,7 @@ func TestReloadRetiresSpecialisation(t *testing.T) {
 	// The old worker drains its queue without building.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if old.spec.wait(ctx, specKeyOf(last)) == nil {
+	if old.spec.wait(ctx, &old.spec.principals, specKeyOf(last)) == nil {
 		t.Fatal("the old revision's queue was not drained")
 	}
 	if got := old.spec.built.Load(); got >= n {

@@ -55,14 +55,14 @@ var suites = []suite{
 	{
 		title: "Policy engine (rego)", pkg: "./rego/",
 		bench: "^(BenchmarkDecide|BenchmarkDecideParallel|BenchmarkVisibleModels|BenchmarkInputValue|BenchmarkBaselineEval)$", times: "2000x",
-		explain:  "One decision: repeated (the same key, model and route, answered from the principal's decision memo), evaluated (the principal's specialised residual, with a custom rule that reads input.now — a business-hours rule — so that nothing can be memoised) and general (the whole policy, no specialisation); the model list over 100, 1,000 and 10,000 candidates in one evaluation; building the input document; and the floor: a prepared one-line policy evaluated with a parsed input.",
+		explain:  "One decision: repeated (the same key, model and route, answered from the principal's decision memo); evaluated (a custom rule that reads input.now — a business-hours rule — so that nothing can be memoised: the residual of the principal's request shape, which serves every request after a shape's first); principal (the same decision from the principal's residual, which serves a shape's first requests while the shape is specialised); general (the whole policy, no specialisation); the model list over 100, 1,000 and 10,000 candidates in one evaluation; building the input document; and the floor: a prepared one-line policy evaluated with a parsed input.",
 		baseline: "BaselineEval",
 		targets: []target{
-			{what: "one policy decision, evaluated (the principal's residual; nothing memoised)", result: "Decide/evaluated", metric: "ns/op", max: 20, unit: "µs"},
+			{what: "one policy decision, evaluated (a time-dependent rule, nothing memoised: the request shape's residual)", result: "Decide/evaluated", metric: "ns/op", max: 20, unit: "µs"},
 			{what: "one policy decision, repeated (answered from the principal's decision memo)", result: "Decide/repeat", metric: "ns/op", max: 20, unit: "µs"},
 			{what: "list filtering, 1,000 candidates", result: "VisibleModels/1000", metric: "ns/op", max: 0.6, unit: "ms"},
 		},
-		note: "A principal's first request specialises the decision rule for it by partial evaluation (milliseconds, once per principal and policy revision; not in these figures). After that, a decision is the residual's evaluation (evaluated) unless the residual reads only the route, operation, method, stream and self flags, the model and the principal (key.expired included: keys that expire are memoised too), in which case repeated decisions come from the memo (repeat). The evaluated decision stays about 5–7× the one-line floor: OPA's per-rule cost, not the policy's size, dominates it. The model list narrows input.candidate_index with set operations, so 10,000 candidates cost about 5× what 1,000 do.",
+		note: "A principal's first request specialises the decision rule for it by partial evaluation (milliseconds, once per principal and policy revision, off the request path; not in these figures). When the principal's residual reads only the route, operation, method, stream and self flags, the model and the principal (key.expired included: keys that expire are memoised too), repeated decisions come from the memo (repeat). When it reads more (the time, the request id or path), each request shape the principal uses (route, operation, method, flags and model) is specialised as well, and what is left to evaluate per request is the part that depends on the time (evaluated), less than half the cost of the principal's residual (principal). The model list narrows input.candidate_index with set operations, so 10,000 candidates cost about 5× what 1,000 do.",
 	},
 	{
 		title: "Chat call through the gateway (tests)", pkg: "./tests/",
@@ -93,7 +93,7 @@ var suites = []suite{
 		bench: "^BenchmarkDecide$", times: "5000x",
 		explain:  "One decision of the default policy without a decision log, with one writing to io.Discard, and with one whose writer is stuck so that every event is dropped at the full queue: logging must not slow requests.",
 		baseline: "Decide/off",
-		note:     "The decision here is a memoised one (about 0.2 µs), so the event's cost (building it and handing it to the queue, well under 1 µs) shows as a large ratio; against an evaluated decision (30–35 µs, above) it is a few percent. With a full queue the event is only counted as dropped and the request goes on; the difference from a draining queue is within this benchmark's run-to-run noise (either comes out ahead from run to run).",
+		note:     "The decision here is a memoised one (about 0.2 µs), so the event's cost (building it and handing it to the queue, well under 1 µs) shows as a large ratio; against an evaluated decision (above) it is a few percent. With a full queue the event is only counted as dropped and the request goes on; the difference from a draining queue is within this benchmark's run-to-run noise (either comes out ahead from run to run).",
 	},
 	{
 		title: "Catalog, request scan, proxy and principal cache", pkg: "./gateway/catalog/ ./gateway/openai/ ./gateway/proxy/ ./gateway/authcache/",
