@@ -13,8 +13,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	nooptrace "go.opentelemetry.io/otel/trace/noop"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regate/gateway/cmd/gateway/app"
+	"github.com/regate/gateway/gateway/telemetry"
 )
 
 // benchOpsConfig serves gpt-4o from the in-process mock, so a benchmark
@@ -36,11 +40,29 @@ gateway_settings:
     - {key: sk-ops-alice-plaintext-1234, key_alias: alice-ops, team_id: research}
 `
 
-// discardExporter is a real SDK exporter that drops what it is given.
-type discardExporter struct{}
+// discardClient is an OTLP client that marshals each batch, as the HTTP and
+// gRPC clients do before sending, and drops it.
+type discardClient struct{}
 
-func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardExporter) Shutdown(context.Context) error                             { return nil }
+func (discardClient) Start(context.Context) error { return nil }
+func (discardClient) Stop(context.Context) error  { return nil }
+func (discardClient) UploadTraces(_ context.Context, rss []*tracepb.ResourceSpans) error {
+	_, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: rss})
+	return err
+}
+
+// benchTracerProvider is the SDK as NewTracerProvider sets it up (batch
+// span processor, the gateway's OTLP exporter), with sampler s and a
+// client that drops the batches.
+func benchTracerProvider(b *testing.B, s sdktrace.Sampler) *sdktrace.TracerProvider {
+	exp, err := telemetry.NewExporter(b.Context(), discardClient{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(s))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
+}
 
 // cpuTime is the process's user and system CPU time so far.
 func cpuTime(tb testing.TB) time.Duration {
@@ -55,20 +77,17 @@ func cpuTime(tb testing.TB) time.Duration {
 // BenchmarkOpsTelemetry measures a chat call (through the alias, policy
 // and in-process mock) with telemetry off, metrics only, metrics with a
 // no-op tracer, metrics with the real SDK tracer (always sampling,
-// batching to an exporter that discards), and the same sampling 10% of
-// traces. The four gateways run in
-// alternating blocks of requests, so that drift on a shared machine hits
+// batching to the gateway's OTLP exporter, whose client marshals each
+// batch and drops it), and the same sampling 10% of traces. The five
+// gateways run in alternating blocks of requests, so that drift on a shared machine hits
 // every configuration alike; for each it reports the process CPU per
 // request (<config>-cpu-ns/op, background goroutines such as the span
 // batcher included) and its overhead against "off" measured in the same
 // rounds (<config>-overhead-%). The machine must be otherwise idle: CPU
 // contention moves these figures by several percent.
 func BenchmarkOpsTelemetry(b *testing.B) {
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
-	sampled := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
-	b.Cleanup(func() { _ = sampled.Shutdown(context.Background()) })
+	sdk := benchTracerProvider(b, sdktrace.AlwaysSample())
+	sampled := benchTracerProvider(b, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1)))
 	configs := []struct {
 		name string
 		opts app.Options

@@ -2,15 +2,19 @@ package tests
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/regate/gateway/cmd/gateway/app"
 	"github.com/regate/gateway/gateway"
 )
 
@@ -155,5 +159,44 @@ func TestOpsMetrics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMetricsFlagOff runs the command line with GATEWAY_METRICS=false:
+// the gateway serves, and GET /metrics is not found.
+func TestMetricsFlagOff(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- app.Main(ctx, []string{"serve", "--listen", addr}, io.Discard, &stderr,
+			mapEnv(map[string]string{"GATEWAY_METRICS": "false", "GATEWAY_MASTER_KEY": "sk-master-demo"}))
+	}()
+	eventually(t, "the gateway to become ready", func() bool {
+		resp, err := http.Get("http://" + addr + "/health/readiness")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics with GATEWAY_METRICS=false = %d, want 404", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("exit status %d, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway did not stop")
 	}
 }

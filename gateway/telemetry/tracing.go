@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -75,18 +76,16 @@ func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*sdktrace.Tracer
 	if protocol == "" {
 		protocol = get("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
-	var (
-		exp sdktrace.SpanExporter
-		err error
-	)
+	var client otlptrace.Client
 	switch protocol {
 	case "", "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		client = otlptracehttp.NewClient()
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		client = otlptracegrpc.NewClient()
 	default:
 		return nil, fmt.Errorf("OTLP protocol %q: %w (use http/protobuf or grpc)", protocol, ErrUnsupportedExporter)
 	}
+	exp, err := NewExporter(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("otlp trace exporter: %w", err)
 	}

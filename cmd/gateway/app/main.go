@@ -42,6 +42,8 @@ flags (serve):
                         (env GATEWAY_DRAIN_DELAY); default 0s
   --shutdown-timeout D  then let in-flight requests and streams finish for up to D
                         (env GATEWAY_SHUTDOWN_TIMEOUT); default 30s
+  --metrics=false       do not serve GET /metrics nor record metrics
+                        (env GATEWAY_METRICS); default true
 
 Traces are exported over OTLP when the standard OTEL_* environment names an
 exporter or endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp).
@@ -167,6 +169,7 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 		return 2
 	}
 	opts.Logger = log
+	opts.DisableMetrics = !ops.Metrics
 	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingConfig{Env: opts.Env, ServiceVersion: Version()})
 	if err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/regate/gateway/gateway/authcache"
@@ -39,14 +40,25 @@ var EnvVars = []string{
 type opsOptions struct {
 	LogLevel, LogFormat         string
 	ShutdownTimeout, DrainDelay time.Duration
+	// Metrics serves GET /metrics and records the metrics behind it.
+	Metrics bool
 	// err is an invalid environment value, reported after flag parsing.
 	err error
 }
 
-// addOpsFlags registers --log-level, --log-format, --shutdown-timeout and
-// --drain-delay with their environment fallbacks.
+// addOpsFlags registers --log-level, --log-format, --shutdown-timeout,
+// --drain-delay and --metrics with their environment fallbacks.
 func addOpsFlags(fset *flag.FlagSet, getenv func(string) string) *opsOptions {
-	o := &opsOptions{ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay}
+	o := &opsOptions{ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, Metrics: true}
+	if s := getenv("GATEWAY_METRICS"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			o.err = errors.Join(o.err, fmt.Errorf("GATEWAY_METRICS=%q: want true or false", s))
+		} else {
+			o.Metrics = v
+		}
+	}
+	fset.BoolVar(&o.Metrics, "metrics", o.Metrics, "serve GET /metrics")
 	fset.StringVar(&o.LogLevel, "log-level", or(getenv("GATEWAY_LOG_LEVEL"), "info"), "log level")
 	fset.StringVar(&o.LogFormat, "log-format", or(getenv("GATEWAY_LOG_FORMAT"), telemetry.FormatJSON), "log format")
 	for _, d := range []struct {

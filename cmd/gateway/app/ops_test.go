@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestOpsFlags checks that bad log and shutdown settings are refused with
+// TestOpsFlags checks that bad log, shutdown and metrics settings are refused with
 // exit 2 before anything starts, from flags and from the environment.
 func TestOpsFlags(t *testing.T) {
 	tests := []struct {
@@ -24,6 +24,8 @@ func TestOpsFlags(t *testing.T) {
 		{"bad level flag", []string{"--log-level", "loud"}, nil, "log level"},
 		{"bad format env", nil, map[string]string{"GATEWAY_LOG_FORMAT": "xml"}, "log format"},
 		{"negative flag", []string{"--drain-delay", "-2s"}, nil, "must not be negative"},
+		{"bad metrics env", nil, map[string]string{"GATEWAY_METRICS": "sometimes"}, "GATEWAY_METRICS"},
+		{"bad metrics flag", []string{"--metrics=sometimes"}, nil, "invalid boolean"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
