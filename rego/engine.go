@@ -372,11 +372,15 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 			}
 		}
 	}
-	var model *ast.Term // converted anew unless the shape holds it
+	// The general policy gets the whole input; a residual only what it
+	// reads, with the model its shape holds converted.
+	var input ast.Value
 	if sp != nil {
-		model = sp.model
+		input = e.inputOf(sp.reads, in, key, team, user, sp.model)
+	} else {
+		input = e.inputWith(in, key, team, user, nil)
 	}
-	t, err := e.eval(ctx, q, e.inputWith(in, key, team, user, model))
+	t, err := e.eval(ctx, q, input)
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}

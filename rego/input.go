@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -496,4 +497,140 @@ func (c *recordCache[T]) get(r *T, convert func(*T) (*ast.Term, error)) (*ast.Te
 		c.n.Add(1)
 	}
 	return t, nil
+}
+
+// inputFields says which parts of the input document a residual policy
+// reads: some top-level fields and, of input.request, some fields; or all
+// of it (a reference to input as a whole or with a key it computes).
+type inputFields struct {
+	all bool
+	top uint16 // 1 << index in topFields
+	req uint16 // 1 << index in requestFields
+}
+
+// topFields and requestFields are the fields of the input document and of
+// input.request, in bit order.
+var (
+	topFields     = []*ast.Term{kRequest, kKey, kTeam, kUser, kModel, kCandidates, kIndex, kNow}
+	requestFields = []*ast.Term{kID, kRoute, kOperation, kMethod, kPath, kStream, kSelf}
+)
+
+// allInput is every field.
+var allInput = inputFields{all: true}
+
+// inputReads returns the parts of the input that modules read.
+func inputReads(modules map[string]*ast.Module) inputFields {
+	var f inputFields
+	for _, m := range modules {
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if f.all || !r.HasPrefix(ast.InputRootRef) {
+				return false
+			}
+			g := r.GroundPrefix()
+			if len(g) < 2 {
+				f.all = true
+				return false
+			}
+			i := slices.IndexFunc(topFields, func(t *ast.Term) bool { return t.Equal(g[1]) })
+			if i < 0 {
+				return false // not a field of the input: undefined either way
+			}
+			f.top |= 1 << i
+			if topFields[i] == kRequest {
+				if len(g) < 3 {
+					f.req = 1<<len(requestFields) - 1
+					return false
+				}
+				if j := slices.IndexFunc(requestFields, func(t *ast.Term) bool { return t.Equal(g[2]) }); j >= 0 {
+					f.req |= 1 << j
+				}
+			}
+			return false
+		})
+	}
+	return f
+}
+
+// inputOf builds the parts f of the input document for in, around
+// converted principal records and, unless it is nil, a converted model.
+func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
+	if f.all {
+		return e.inputWith(in, key, team, user, model)
+	}
+	var kv [8][2]*ast.Term
+	n := 0
+	for i, k := range topFields {
+		if f.top&(1<<i) == 0 {
+			continue
+		}
+		var v *ast.Term
+		switch k {
+		case kRequest:
+			v = requestFieldsTerm(&in.Request, f.req)
+		case kKey:
+			v = key
+		case kTeam:
+			v = team
+		case kUser:
+			v = user
+		case kModel:
+			switch {
+			case model != nil:
+				v = model
+			case in.Model != nil:
+				v = modelTerm(in.Model)
+			default:
+				v = ast.InternedNullTerm
+			}
+		case kCandidates:
+			v = ast.InternedEmptyArray
+			if in.Candidates != nil {
+				v = e.cands.get(in.Candidates).term
+			}
+		case kIndex:
+			v = ast.InternedNullTerm
+			if in.Candidates != nil {
+				v = e.cands.get(in.Candidates).index
+			}
+		case kNow:
+			v = timeTerm(in.Now)
+		}
+		kv[n] = [2]*ast.Term{k, v}
+		n++
+	}
+	return ast.NewObject(kv[:n]...)
+}
+
+// requestFieldsTerm is input.request with the fields in mask only.
+func requestFieldsTerm(r *gateway.RequestInfo, mask uint16) *ast.Term {
+	if mask == 1<<len(requestFields)-1 {
+		return requestTerm(r)
+	}
+	var kv [7][2]*ast.Term
+	n := 0
+	for i, k := range requestFields {
+		if mask&(1<<i) == 0 {
+			continue
+		}
+		var v *ast.Term
+		switch k {
+		case kID:
+			v = str(r.ID)
+		case kRoute:
+			v = str(r.Route)
+		case kOperation:
+			v = str(r.Operation)
+		case kMethod:
+			v = str(r.Method)
+		case kPath:
+			v = str(r.Path)
+		case kStream:
+			v = ast.InternedTerm(r.Stream)
+		case kSelf:
+			v = ast.InternedTerm(r.Self)
+		}
+		kv[n] = [2]*ast.Term{k, v}
+		n++
+	}
+	return ast.NewTerm(ast.NewObject(kv[:n]...))
 }

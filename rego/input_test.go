@@ -163,3 +163,27 @@ func TestCandidateCacheConcurrent(t *testing.T) {
 		<-done
 	}
 }
+
+func TestInputReads(t *testing.T) {
+	tests := []struct {
+		name, rule string
+		want       inputFields
+	}{
+		{"fields", `p if { input.request.id == "x"; input.now; input.key.models[_] == "m" }`,
+			inputFields{top: 1<<0 | 1<<1 | 1<<7, req: 1 << 0}},
+		{"whole request", `p if { x := input.request; x.path }`, inputFields{top: 1 << 0, req: 1<<len(requestFields) - 1}},
+		{"computed key", `p if { k := "now"; input[k] }`, allInput},
+		{"whole input", `p if { count(input) > 0 }`, allInput},
+		{"with", `p if { q with input.model as {} }
+q if { true }`, inputFields{top: 1 << 4}},
+		{"not a field", `p if { input.nothing }`, inputFields{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ast.MustCompileModules(map[string]string{"p.rego": "package p\n\n" + tc.rule + "\n"})
+			if got := inputReads(c.Modules); got != tc.want {
+				t.Errorf("inputReads = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -141,6 +141,9 @@ type specialised struct {
 	// is input.model for a shape (nil for a principal).
 	pin   memoPin
 	model *ast.Term
+	// reads are the parts of the input the residual reads: only those are
+	// built for it.
+	reads inputFields
 }
 
 // specQueueSize bounds the specialisations waiting to be built. One that
@@ -348,12 +351,12 @@ func (c *specCache) work() {
 func (c *specCache) build(j specJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	q, memo, err := c.specialise(ctx, DecisionQuery, j)
+	q, reads, memo, err := c.specialise(ctx, DecisionQuery, j)
 	c.built.Add(1)
 	if err != nil {
 		c.errs.Add(1)
 	} else {
-		j.sp.decision = q
+		j.sp.decision, j.sp.reads = q, reads
 		if memo {
 			j.sp.memo = &decisionMemo{}
 		}
@@ -378,9 +381,9 @@ func (c *specCache) wait(ctx context.Context, t *specTable, k any) *specialised 
 }
 
 // specialise partially evaluates the entry point as j says and prepares the
-// residual, compiled on its own; memo tells whether the residual's results
-// may be memoised (memo.go).
-func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q *query, memo bool, err error) {
+// residual, compiled on its own; reads are the parts of the input it reads,
+// and memo tells whether its results may be memoised (memo.go).
+func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q *query, reads inputFields, memo bool, err error) {
 	pq, err := oparego.New(
 		oparego.Query("result = "+entry),
 		oparego.Compiler(c.compiler),
@@ -393,7 +396,7 @@ func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q 
 		oparego.DisableInlining(j.noInline),
 	).Partial(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("partial evaluation of %s: %w", entry, err)
+		return nil, inputFields{}, false, fmt.Errorf("partial evaluation of %s: %w", entry, err)
 	}
 	pq.Queries = slices.DeleteFunc(pq.Queries, deadBody)
 	for _, m := range pq.Support {
@@ -423,18 +426,18 @@ func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q 
 	if compiler.Compile(modules); compiler.Failed() {
 		compiler = newCompiler(Capabilities())
 		if compiler.Compile(modules); compiler.Failed() {
-			return nil, false, fmt.Errorf("compile residual of %s: %w", entry, compiler.Errors)
+			return nil, inputFields{}, false, fmt.Errorf("compile residual of %s: %w", entry, compiler.Errors)
 		}
 	}
 	prepared, err := prepareRef(compiler, c.store, residualRef(pq.Queries))
 	if err != nil {
-		return nil, false, fmt.Errorf("residual of %s: %w", entry, err)
+		return nil, inputFields{}, false, fmt.Errorf("residual of %s: %w", entry, err)
 	}
 	support := pq.Support
 	for _, m := range kept {
 		support = append(support, m)
 	}
-	return prepared, memoisable(pq.Queries, support), nil
+	return prepared, inputReads(compiler.Modules), memoisable(pq.Queries, support), nil
 }
 
 // residualCapabilities returns the gateway's capabilities with only the
