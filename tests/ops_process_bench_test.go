@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -145,20 +144,7 @@ func BenchmarkOpsTelemetryProcess(b *testing.B) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	body := opsChatBody("gpt-4o", false)
-	call := func(p *gatewayProcess) {
-		req, _ := http.NewRequest(http.MethodPost, p.url+"/v1/chat/completions", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+opsKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
+	call := func(p *gatewayProcess) { postChat(b, client, p.url, opsKey, body) }
 	// Metrics off means no /metrics; on, it is served.
 	for i, want := range []int{http.StatusNotFound, http.StatusOK} {
 		resp, err := http.Get(procs[i].url + "/metrics")
