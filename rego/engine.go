@@ -471,7 +471,9 @@ func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
 	if sp.memo == nil && !e.noShapes {
 		mk, pin := keyOf(in)
 		sk := shapeKey{pk, mk}
-		st.spec.shape(sk, pin, in, key, team, user)
+		for range 2 { // a shape is built when it is met again
+			st.spec.shape(sk, pin, in, key, team, user)
+		}
 		st.spec.wait(ctx, &st.spec.shapes, sk)
 	}
 	return true

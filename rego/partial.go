@@ -133,12 +133,13 @@ type shapeKey struct {
 type specialised struct {
 	ready    atomic.Bool
 	used     atomic.Bool // since the last sweep (evict)
+	queued   atomic.Bool // handed to the worker (a shape is not until met again)
 	decision *query
 	// memo remembers decisions when the residual allows it (memo.go); nil
 	// otherwise.
 	memo *decisionMemo
 	// pin keeps the model lists a shape's key points into alive, and model
-	// is input.model for a shape (nil for a principal).
+	// is input.model for a shape (nil for a principal; set when queued).
 	pin   memoPin
 	model *ast.Term
 	// reads are the parts of the input the residual reads: only those are
@@ -218,22 +219,37 @@ func (c *specCache) get(k specKey, key, team, user *ast.Term) *specialised {
 
 // shape returns the specialisation of the request shape k of a principal
 // (whose converted records are key, team and user, with in the request), or
-// nil while it is not ready; the first call queues it. pin holds the model
-// lists k points into.
+// nil while it is not ready. pin holds the model lists k points into.
+//
+// A shape is built when it is met the second time: the first call only
+// records it. The catalog shares a model's lists between requests for the
+// same name, but resolves alias chains of a key or team and names a
+// wildcard deployment serves anew each time; those shapes are never met
+// twice, so they cost a table entry (dropped by the sweep), never a build.
 func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team, user *ast.Term) *specialised {
-	if v, ok := c.shapes.m.Load(k); ok {
+	v, ok := c.shapes.m.Load(k)
+	if !ok {
+		sp := &specialised{pin: pin}
+		c.add(&c.shapes, k, sp)
+		return nil
+	}
+	sp := v.(*specialised)
+	if sp.queued.Load() || !sp.queued.CompareAndSwap(false, true) {
 		return readied(v)
 	}
-	model := ast.InternedNullTerm
+	if !sp.used.Load() {
+		sp.used.Store(true)
+	}
+	sp.model = ast.InternedNullTerm
 	if in.Model != nil {
-		model = modelTerm(in.Model)
+		sp.model = modelTerm(in.Model)
 	}
 	r := &in.Request
 	known := ast.NewObject(
 		[2]*ast.Term{kKey, key},
 		[2]*ast.Term{kTeam, team},
 		[2]*ast.Term{kUser, user},
-		[2]*ast.Term{kModel, model},
+		[2]*ast.Term{kModel, sp.model},
 		[2]*ast.Term{kRequest, ast.ObjectTerm(
 			[2]*ast.Term{kRoute, str(r.Route)},
 			[2]*ast.Term{kOperation, str(r.Operation)},
@@ -242,7 +258,9 @@ func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team,
 			[2]*ast.Term{kSelf, ast.InternedTerm(r.Self)},
 		)},
 	)
-	c.create(&c.shapes, k, &specialised{pin: pin, model: model}, specJob{known: known, unknowns: shapeUnknowns, noInline: shapeNoInline})
+	if !c.enqueue(specJob{sp: sp, known: known, unknowns: shapeUnknowns, noInline: shapeNoInline}) {
+		sp.queued.Store(false) // tried again when next met
+	}
 	return nil
 }
 
@@ -258,29 +276,45 @@ func readied(v any) *specialised {
 	return nil
 }
 
-// create adds sp to t as k, unless another request did first, and queues
-// it to be built as j says.
+// create adds sp to t as k and queues it to be built as j says, unless
+// another request added it first.
 func (c *specCache) create(t *specTable, k any, sp *specialised, j specJob) {
-	sp.used.Store(true)
-	if _, loaded := t.m.LoadOrStore(k, sp); loaded {
+	if !c.add(t, k, sp) {
 		return
 	}
+	sp.queued.Store(true)
 	j.sp = sp
+	if !c.enqueue(j) && t.m.CompareAndDelete(k, sp) { // retried by a later request
+		t.n.Add(-1)
+	}
+}
+
+// add adds sp to t as k, marked used, unless k is there; it reports
+// whether it did.
+func (c *specCache) add(t *specTable, k any, sp *specialised) bool {
+	sp.used.Store(true)
+	if _, loaded := t.m.LoadOrStore(k, sp); loaded {
+		return false
+	}
 	if t.n.Add(1) > t.size {
 		t.evict()
 	}
+	return true
+}
+
+// enqueue hands j to the worker; it reports false when the queue is full.
+func (c *specCache) enqueue(j specJob) bool {
 	select {
 	case c.queue <- j:
 		c.startWorker()
+		return true
 	default:
-		if t.m.CompareAndDelete(k, sp) { // retried by a later request
-			t.n.Add(-1)
-		}
+		return false
 	}
 }
 
 // evict brings the table back under its size: it drops the entries not
-// used since the last sweep (entries still being built count as used) and
+// used since the last sweep (entries queued or being built count as used) and
 // clears the mark of the others; if all were used, it drops entries until a
 // quarter of the room is free.
 func (t *specTable) evict() {
@@ -291,7 +325,7 @@ func (t *specTable) evict() {
 	}
 	t.m.Range(func(k, v any) bool {
 		sp := v.(*specialised)
-		if sp.ready.Load() && !sp.used.Load() {
+		if sp.idle() && !sp.used.Load() {
 			if t.m.CompareAndDelete(k, v) {
 				t.n.Add(-1)
 			}
@@ -304,12 +338,16 @@ func (t *specTable) evict() {
 		if t.n.Load() <= t.size*3/4 {
 			return false
 		}
-		if v.(*specialised).ready.Load() && t.m.CompareAndDelete(k, v) {
+		if v.(*specialised).idle() && t.m.CompareAndDelete(k, v) {
 			t.n.Add(-1)
 		}
 		return true
 	})
 }
+
+// idle reports whether sp is not being built: ready, or (a shape met once)
+// never queued.
+func (sp *specialised) idle() bool { return sp.ready.Load() || !sp.queued.Load() }
 
 // startWorker starts the worker unless it runs.
 func (c *specCache) startWorker() {

@@ -168,32 +168,36 @@ func lists(p *gateway.Principal) [3][]string {
 	return out
 }
 
-// TestSpecCacheEvicts checks the second-chance sweep: principals used since
-// the last sweep stay, the others go, entries being built stay, and when
-// everything was used the cache still gets back under its size.
+// TestSpecCacheEvicts checks the second-chance sweep: entries used since
+// the last sweep stay, the others go (shapes met once, never queued,
+// included), entries queued or being built stay, and when everything was
+// used the cache still gets back under its size.
 func TestSpecCacheEvicts(t *testing.T) {
 	c := &specTable{size: 4}
-	add := func(i int, ready, used bool) specKey {
+	addAs := func(i int, queued, ready, used bool) specKey {
 		k := specKey{key: &gateway.Key{ID: fmt.Sprint(i)}}
 		sp := &specialised{}
+		sp.queued.Store(queued)
 		sp.ready.Store(ready)
 		sp.used.Store(used)
 		c.m.Store(k, sp)
 		c.n.Add(1)
 		return k
 	}
+	add := func(i int, ready, used bool) specKey { return addAs(i, true, ready, used) }
 	keep1 := add(1, true, true)
 	drop2 := add(2, true, false)
 	keep3 := add(3, false, false) // being built
 	drop4 := add(4, true, false)
 	keep5 := add(5, true, true)
+	drop9 := addAs(9, false, false, false) // a shape met once
 	c.evict()
 	for _, k := range []specKey{keep1, keep3, keep5} {
 		if _, ok := c.m.Load(k); !ok {
 			t.Errorf("principal %s evicted, want kept", k.key.ID)
 		}
 	}
-	for _, k := range []specKey{drop2, drop4} {
+	for _, k := range []specKey{drop2, drop4, drop9} {
 		if _, ok := c.m.Load(k); ok {
 			t.Errorf("principal %s kept, want evicted", k.key.ID)
 		}
@@ -213,6 +217,56 @@ func TestSpecCacheEvicts(t *testing.T) {
 	c.m.Range(func(_, _ any) bool { n++; return true })
 	if int64(n) != c.n.Load() {
 		t.Errorf("%d entries, count says %d", n, c.n.Load())
+	}
+}
+
+// TestShapeBuiltWhenMetAgain checks that a request shape is specialised
+// only when it is met a second time: a model resolved anew for every request
+// (new lists each time, as for a key's alias chain or a wildcard name) never
+// costs a build, while one the catalog shares is built on its second
+// request, and then decides as the general policy does.
+func TestShapeBuiltWhenMetAgain(t *testing.T) {
+	e := engineWith(t, false, timeBundle)
+	general := engineWith(t, true, timeBundle)
+	c := e.cur.Load().spec
+	in := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal([]string{"gpt-4o"}, nil, nil), Now: testNow}
+	fresh := func() *gateway.Resolution { return resolution("gpt-4o", []string{"gpt-4o"}, "default-models") }
+	in.Model = fresh()
+	if _, err := e.Decide(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if sp := c.wait(ctx, &c.principals, specKeyOf(in)); sp == nil || sp.decision == nil || sp.memo != nil {
+		t.Fatal("the principal was not specialised, or its residual (which reads the time) was memoised")
+	}
+	for range 5 {
+		in.Model = fresh()
+		if _, err := e.Decide(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // a queued build would have started
+	if n := c.built.Load(); n != 1 {
+		t.Fatalf("%d specialisations built after five requests with fresh model lists, want 1 (the principal)", n)
+	}
+	shared := fresh()
+	in.Model = shared
+	for i := range 3 {
+		d, err := e.Decide(t.Context(), in)
+		gd, gerr := general.Decide(t.Context(), in)
+		if err != nil || gerr != nil || !equalDecision(d, gd) {
+			t.Fatalf("decision %d = %+v (%v), general = %+v (%v)", i, d, err, gd, gerr)
+		}
+		if i == 1 {
+			mk, _ := keyOf(in)
+			if sh := c.wait(ctx, &c.shapes, shapeKey{specKeyOf(in), mk}); sh == nil || sh.decision == nil {
+				t.Fatal("the shape met a second time was not specialised")
+			}
+		}
+	}
+	if n := c.built.Load(); n != 2 {
+		t.Errorf("%d specialisations built, want 2 (the principal and the shared shape)", n)
 	}
 }
 

@@ -69,6 +69,8 @@ type Catalog struct {
 	sharedIndex map[string]int
 	// aliased caches the lists of callers with alias tables.
 	aliased aliasedLists
+	// served caches the resolutions of names a wildcard deployment serves.
+	served servedCache
 }
 
 // group is one exact model group with its precomputed chain tail.

@@ -3,6 +3,7 @@ package catalog
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/regate/gateway/gateway"
 )
@@ -32,12 +33,62 @@ const (
 // The slices of the returned Resolution may be shared with other callers and
 // must not be modified.
 func (c *Catalog) Resolve(name string, keyAliases, teamAliases map[string]string) gateway.Resolution {
-	if r, ok := c.static[name]; ok {
-		if (len(keyAliases) == 0 && len(teamAliases) == 0) || !overridden(c.hops[name], keyAliases, teamAliases) {
-			return *r
+	r, static := c.static[name]
+	if static && ((len(keyAliases) == 0 && len(teamAliases) == 0) || !overridden(c.hops[name], keyAliases, teamAliases)) {
+		return *r
+	}
+	if !static {
+		// A name outside the static table that the caller's tables do not
+		// alias resolves the same for every caller: as a name a wildcard
+		// deployment serves, or not at all.
+		_, byKey := keyAliases[name]
+		_, byTeam := teamAliases[name]
+		if !byKey && !byTeam {
+			return c.resolveServed(name)
 		}
 	}
 	res, _, _ := c.walk(name, keyAliases, teamAliases)
+	return res
+}
+
+// servedCacheSize bounds servedCache; when it is full it starts over.
+const servedCacheSize = 4096
+
+// servedCache remembers the resolutions of names served by wildcard
+// deployments, so that requests for one name get the same lists: besides
+// skipping the match, that lets the policy engine recognise the model
+// (its decision memo and request-shape specialisations key on the lists'
+// identity). Names not found are not kept.
+type servedCache struct {
+	mu sync.RWMutex
+	m  map[string]*gateway.Resolution
+}
+
+// resolveServed resolves name for a caller whose tables do not alias it,
+// through c.served.
+func (c *Catalog) resolveServed(name string) gateway.Resolution {
+	s := &c.served
+	s.mu.RLock()
+	r, ok := s.m[name]
+	s.mu.RUnlock()
+	if ok {
+		return *r
+	}
+	res, _, _ := c.walk(name, nil, nil)
+	if !res.Found {
+		return res
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[name]; ok { // another request was first: share its lists
+		return *r
+	}
+	if s.m == nil || len(s.m) >= servedCacheSize {
+		s.m = make(map[string]*gateway.Resolution)
+	}
+	r = new(gateway.Resolution)
+	*r = res
+	s.m[name] = r
 	return res
 }
 

@@ -3,6 +3,7 @@ package catalog
 import (
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/regate/gateway/gateway"
 )
@@ -441,6 +442,7 @@ func TestResolveFastPath(t *testing.T) {
 		{"empty maps", map[string]string{}, map[string]string{}},
 		{"unrelated aliases", map[string]string{"zz": "gpt-4o"}, map[string]string{"yy": "embed"}},
 		{"touching aliases", map[string]string{"fast": "embed", "nowhere": "gpt-4o"}, map[string]string{"gpt-4o": "gpt-4o-mini"}},
+		{"aliasing a wildcard name", map[string]string{"openai/gpt-4": "embed"}, map[string]string{"zz": "openai/gpt-4"}},
 	}
 	ids := append(c.ModelGroups(), "AgentX-LLM", "fast", "secret", "chain1", "latest", "dangling", "openai/gpt-4", "zz")
 	for _, caller := range callers {
@@ -453,6 +455,31 @@ func TestResolveFastPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResolveSharesServedLists checks that a name a wildcard deployment
+// serves resolves to the same lists every time (the policy engine's memo
+// keys on them), unless the caller's own table aliases the name.
+func TestResolveSharesServedLists(t *testing.T) {
+	c := newTestCatalog(t)
+	a := c.Resolve("openai/gpt-4", nil, nil)
+	b := c.Resolve("openai/gpt-4", map[string]string{"zz": "gpt-4o"}, nil)
+	if !a.Found || a.Wildcard == "" {
+		t.Fatalf("Resolve(openai/gpt-4) = %+v, want a wildcard-served name", summarize(a))
+	}
+	if unsafe.SliceData(a.Names) != unsafe.SliceData(b.Names) || unsafe.SliceData(a.Chain) != unsafe.SliceData(b.Chain) {
+		t.Error("two resolutions of one wildcard-served name do not share their lists")
+	}
+	if other := c.Resolve("openai/gpt-3", nil, nil); unsafe.SliceData(other.Names) == unsafe.SliceData(a.Names) || other.Resolved != "openai/gpt-3" {
+		t.Errorf("another name got %+v sharing the first one's lists", summarize(other))
+	}
+	own := c.Resolve("openai/gpt-4", map[string]string{"openai/gpt-4": "embed"}, nil)
+	if own.Resolved != "embed" || unsafe.SliceData(own.Names) == unsafe.SliceData(a.Names) {
+		t.Errorf("a caller aliasing the name got %+v, want its own resolution to embed", summarize(own))
+	}
+	if nf := c.Resolve("nope", nil, nil); nf.Found {
+		t.Errorf("Resolve(nope) = %+v, want not found", summarize(nf))
 	}
 }
 
