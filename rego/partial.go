@@ -229,8 +229,9 @@ func (c *specCache) get(k specKey, key, team, user *ast.Term) *specialised {
 func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team, user *ast.Term) *specialised {
 	v, ok := c.shapes.m.Load(k)
 	if !ok {
-		sp := &specialised{pin: pin}
-		c.add(&c.shapes, k, sp)
+		// Not marked used: the next sweep drops it unless it is met
+		// again first, before any entry that is.
+		c.add(&c.shapes, k, &specialised{pin: pin}, false)
 		return nil
 	}
 	sp := v.(*specialised)
@@ -279,7 +280,7 @@ func readied(v any) *specialised {
 // create adds sp to t as k and queues it to be built as j says, unless
 // another request added it first.
 func (c *specCache) create(t *specTable, k any, sp *specialised, j specJob) {
-	if !c.add(t, k, sp) {
+	if !c.add(t, k, sp, true) {
 		return
 	}
 	sp.queued.Store(true)
@@ -289,10 +290,10 @@ func (c *specCache) create(t *specTable, k any, sp *specialised, j specJob) {
 	}
 }
 
-// add adds sp to t as k, marked used, unless k is there; it reports
-// whether it did.
-func (c *specCache) add(t *specTable, k any, sp *specialised) bool {
-	sp.used.Store(true)
+// add adds sp to t as k, marked used or not, unless k is there; it
+// reports whether it did.
+func (c *specCache) add(t *specTable, k any, sp *specialised, used bool) bool {
+	sp.used.Store(used)
 	if _, loaded := t.m.LoadOrStore(k, sp); loaded {
 		return false
 	}

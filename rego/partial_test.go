@@ -270,6 +270,41 @@ func TestShapeBuiltWhenMetAgain(t *testing.T) {
 	}
 }
 
+// TestShapesMetOnceGoFirst checks that shapes met only once (models
+// resolved anew for each request) make room for themselves without pushing
+// out a shape that is built and in use.
+func TestShapesMetOnceGoFirst(t *testing.T) {
+	c := newSpecCache(nil, nil, time.Second)
+	c.shapes.size = 4
+	p := specKey{key: &gateway.Key{ID: "k"}}
+	in := &gateway.Input{Request: request(gateway.RouteInference), Principal: &gateway.Principal{Key: p.key}, Now: testNow}
+	built := &specialised{}
+	built.queued.Store(true)
+	built.ready.Store(true)
+	built.used.Store(true)
+	in.Model = resolution("kept", []string{"kept"})
+	mk, _ := keyOf(in)
+	keep := shapeKey{p, mk}
+	c.shapes.m.Store(keep, built)
+	c.shapes.n.Add(1)
+	for i := range 10 {
+		in.Model = resolution(fmt.Sprint("m", i), []string{"gpt-4o"}) // new lists each time
+		mk, pin := keyOf(in)
+		if sp := c.shape(shapeKey{p, mk}, pin, in, nil, nil, nil); sp != nil {
+			t.Fatal("a shape met once is ready")
+		}
+		if c.shape(keep, memoPin{}, in, nil, nil, nil) != built { // in use
+			t.Fatalf("after %d shapes met once, the built shape in use was evicted", i+1)
+		}
+	}
+	if n := c.shapes.n.Load(); n > c.shapes.size {
+		t.Errorf("%d shapes kept, want at most %d", n, c.shapes.size)
+	}
+	if len(c.queue) != 0 {
+		t.Errorf("%d builds queued for shapes met once", len(c.queue))
+	}
+}
+
 // TestReloadRetiresSpecialisation checks that a new policy stops the old
 // revision's worker: principals still queued for it are not built.
 func TestReloadRetiresSpecialisation(t *testing.T) {
