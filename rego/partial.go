@@ -190,6 +190,23 @@ type specCache struct {
 	errs, built atomic.Int64
 }
 
+// peCompiler compiles copies of the policy's modules for partial
+// evaluation. OPA's partial evaluation rewrites terms of the modules it
+// evaluates in place (copy propagation), while requests evaluate those
+// modules concurrently; so the specialisation worker gets modules of its
+// own, which only it touches.
+func peCompiler(c *ast.Compiler) (*ast.Compiler, error) {
+	modules := make(map[string]*ast.Module, len(c.Modules))
+	for name, m := range c.Modules {
+		modules[name] = m.Copy()
+	}
+	pe := newCompiler(c.Capabilities())
+	if pe.Compile(modules); pe.Failed() {
+		return nil, fmt.Errorf("compile the policy for partial evaluation: %w", pe.Errors)
+	}
+	return pe, nil
+}
+
 func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
 	return &specCache{
 		compiler:   c,
@@ -430,16 +447,23 @@ func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q 
 		oparego.Capabilities(Capabilities()),
 		oparego.SetRegoVersion(ast.RegoV1),
 		oparego.Unknowns(j.unknowns),
-		oparego.ParsedInput(j.known),
+		oparego.ParsedInput(j.known.Copy()), // the principal's terms are shared with requests
 		oparego.PartialNamespace(peNamespace),
 		oparego.DisableInlining(j.noInline),
 	).Partial(ctx)
 	if err != nil {
 		return nil, inputFields{}, false, fmt.Errorf("partial evaluation of %s: %w", entry, err)
 	}
+	// The residual may share terms with the worker's modules, which the next
+	// partial evaluation may rewrite while requests evaluate the residual:
+	// it gets copies.
 	pq.Queries = slices.DeleteFunc(pq.Queries, deadBody)
-	for _, m := range pq.Support {
-		pruneDead(m)
+	for i, body := range pq.Queries {
+		pq.Queries[i] = body.Copy()
+	}
+	for i, m := range pq.Support {
+		pq.Support[i] = m.Copy()
+		pruneDead(pq.Support[i])
 	}
 	mod := &ast.Module{Package: &ast.Package{Path: ast.MustParseRef("data.gateway_pe")}}
 	modules := map[string]*ast.Module{"__gateway_pe__": mod}

@@ -339,3 +339,29 @@ func TestReloadRetiresSpecialisation(t *testing.T) {
 		t.Error("the new revision did not specialise the principal")
 	}
 }
+
+// TestSpecialisingWhileDeciding has requests decide while the worker
+// partially evaluates the same policy for other principals. OPA's partial
+// evaluation rewrites terms of the modules it evaluates in place; the
+// worker has its own copies (peCompiler), so under -race this finds no race
+// with the requests reading the policy's constant decision terms.
+func TestSpecialisingWhileDeciding(t *testing.T) {
+	e := newUncheckedEngine(t, replacement(`decision := {"allow": true, "status": 200, "reasons": ["constant"]} if input.request.route == "inference"`))
+	// Queue specialisations for a few principals, then decide for another
+	// one until the worker is done (or 20 s have passed).
+	for i := range 8 {
+		in := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal([]string{fmt.Sprint("m", i)}, nil, nil), Now: testNow}
+		if _, err := e.Decide(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := e.cur.Load().spec
+	deadline := time.Now().Add(20 * time.Second)
+	in := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal(nil, nil, nil), Now: testNow}
+	for n := 0; spec.working.Load() && time.Now().Before(deadline); n++ {
+		d, err := e.Decide(t.Context(), in)
+		if err != nil || !d.Allow || len(d.Reasons) != 1 || d.Reasons[0] != "constant" {
+			t.Fatalf("decision %d = %+v, %v", n, d, err)
+		}
+	}
+}
