@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -63,7 +62,7 @@ func TestReadmeRunCommand(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	var stderr bytes.Buffer
+	var stderr syncBuffer // written by the exec copier while the test reads it
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "GATEWAY_MASTER_KEY="+masterKey, "GATEWAY_LISTEN="+addr, "GATEWAY_CONFIG=", "DATABASE_URL=")
 	cmd.Stderr = &stderr
