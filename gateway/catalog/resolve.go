@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,7 +48,57 @@ func (c *Catalog) Resolve(name string, keyAliases, teamAliases map[string]string
 			return c.resolveServed(name)
 		}
 	}
+	return c.resolveAliased(name, keyAliases, teamAliases)
+}
+
+// aliasedResolutionsSize bounds aliasedResolutions; when it is full it
+// starts over.
+const aliasedResolutionsSize = 4096
+
+// aliasedResolutions remembers the resolutions of callers whose own alias
+// tables take part, keyed on the tables' identity (stores hand out
+// immutable records, so a key's or team's table is the same map from
+// request to request) and the name; as in aliasedLists, an entry keeps its
+// maps alive and their contents are compared as a guard. Names not found
+// are not kept.
+type aliasedResolutions struct {
+	mu sync.RWMutex
+	m  map[aliasedName]aliasedResolution
+}
+
+type aliasedName struct {
+	key, team uintptr
+	name      string
+}
+
+type aliasedResolution struct {
+	key, team map[string]string
+	res       *gateway.Resolution
+}
+
+// resolveAliased resolves name through the caller's tables, through
+// c.aliasedRes.
+func (c *Catalog) resolveAliased(name string, keyAliases, teamAliases map[string]string) gateway.Resolution {
+	a := &c.aliasedRes
+	id := aliasedName{mapID(keyAliases), mapID(teamAliases), name}
+	a.mu.RLock()
+	e, ok := a.m[id]
+	a.mu.RUnlock()
+	if ok && maps.Equal(e.key, keyAliases) && maps.Equal(e.team, teamAliases) {
+		return *e.res
+	}
 	res, _, _ := c.walk(name, keyAliases, teamAliases)
+	if !res.Found {
+		return res
+	}
+	r := new(gateway.Resolution)
+	*r = res
+	a.mu.Lock()
+	if a.m == nil || len(a.m) >= aliasedResolutionsSize {
+		a.m = make(map[aliasedName]aliasedResolution)
+	}
+	a.m[id] = aliasedResolution{key: keyAliases, team: teamAliases, res: r}
+	a.mu.Unlock()
 	return res
 }
 

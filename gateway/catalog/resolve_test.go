@@ -447,11 +447,13 @@ func TestResolveFastPath(t *testing.T) {
 	ids := append(c.ModelGroups(), "AgentX-LLM", "fast", "secret", "chain1", "latest", "dangling", "openai/gpt-4", "zz")
 	for _, caller := range callers {
 		t.Run(caller.name, func(t *testing.T) {
-			for _, id := range ids {
-				got := c.Resolve(id, caller.key, caller.team)
-				want, _, _ := c.walk(id, caller.key, caller.team)
-				if !equalWant(summarize(got), summarize(want)) || got.Requested != want.Requested {
-					t.Errorf("Resolve(%q) = %+v, want walk result %+v", id, summarize(got), summarize(want))
+			for pass := range 2 { // the second from the caches
+				for _, id := range ids {
+					got := c.Resolve(id, caller.key, caller.team)
+					want, _, _ := c.walk(id, caller.key, caller.team)
+					if !equalWant(summarize(got), summarize(want)) || got.Requested != want.Requested {
+						t.Errorf("pass %d: Resolve(%q) = %+v, want walk result %+v", pass, id, summarize(got), summarize(want))
+					}
 				}
 			}
 		})
@@ -459,8 +461,8 @@ func TestResolveFastPath(t *testing.T) {
 }
 
 // TestResolveSharesServedLists checks that a name a wildcard deployment
-// serves resolves to the same lists every time (the policy engine's memo
-// keys on them), unless the caller's own table aliases the name.
+// serves, and a name a caller's own alias table resolves, give the same
+// lists every time (the policy engine's memo keys on them).
 func TestResolveSharesServedLists(t *testing.T) {
 	c := newTestCatalog(t)
 	a := c.Resolve("openai/gpt-4", nil, nil)
@@ -480,6 +482,17 @@ func TestResolveSharesServedLists(t *testing.T) {
 	}
 	if nf := c.Resolve("nope", nil, nil); nf.Found {
 		t.Errorf("Resolve(nope) = %+v, want not found", summarize(nf))
+	}
+	// A key's own alias chain: the same tables give the same lists; other
+	// tables (even with the same contents) their own resolution.
+	key := map[string]string{"mine": "fast"}
+	x, y := c.Resolve("mine", key, nil), c.Resolve("mine", key, nil)
+	if x.Resolved != "gpt-4o-mini" || unsafe.SliceData(x.Names) != unsafe.SliceData(y.Names) {
+		t.Errorf("a key alias chain resolved twice = %+v and %+v, want gpt-4o-mini with shared lists", summarize(x), summarize(y))
+	}
+	other := map[string]string{"mine": "embed"}
+	if z := c.Resolve("mine", other, nil); z.Resolved != "embed" || unsafe.SliceData(z.Names) == unsafe.SliceData(x.Names) {
+		t.Errorf("another key's table resolved mine to %+v", summarize(z))
 	}
 }
 
