@@ -95,7 +95,7 @@ var suites = []suite{
 		targets: []target{
 			{what: "tracing (OTLP exporter, every request) and metrics, the real binary: CPU overhead per chat call", result: "OpsTelemetryProcess", metric: "otlp-overhead-%", max: 10, unit: "%"},
 		},
-		note: "The real process spends about 220–260 µs of CPU per chat call (the sockets, the upstream call, the log line, the scheduler waking it up); tracing every request adds about 40–60 µs to that, more than the in-process figure suggests: in CPU profiles of the two processes the difference is spread over the spans, the export, garbage collection and the scheduler's wake-ups (futex), rather than one hot spot. Two identical processes differ by up to 3% in this benchmark.",
+		note: "The real process spends about 220–260 µs of CPU per chat call (the sockets, the upstream call, the log line, the scheduler waking it up); tracing every request adds about 40–65 µs to that, more than the in-process figure suggests: in CPU profiles of the two processes the difference is spread over the spans, the export, garbage collection and the scheduler's wake-ups (futex), rather than one hot spot. Two identical processes differ by up to 3% in this benchmark.",
 	},
 	{
 		title: "Decision log (gateway/decisionlog)", pkg: "./gateway/decisionlog/",
