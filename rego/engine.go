@@ -378,13 +378,11 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	}
 	// The general policy gets the whole input; a residual only what it
 	// reads, with the model its shape holds converted.
-	var input ast.Value
+	reads, model := allInput, (*ast.Term)(nil)
 	if sp != nil {
-		input = e.inputOf(sp.reads, in, key, team, user, sp.model)
-	} else {
-		input = e.inputWith(in, key, team, user, nil)
+		reads, model = sp.reads, sp.model
 	}
-	t, err := e.eval(ctx, q, input)
+	t, err := e.eval(ctx, q, e.inputOf(reads, in, key, team, user, model))
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}

@@ -103,27 +103,7 @@ func (e *Engine) principalTerms(in *gateway.Input) (key, team, user *ast.Term, e
 // inputWith builds the input document for in around converted principal
 // records and, unless it is nil, a converted model (a request shape's).
 func (e *Engine) inputWith(in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
-	if model == nil {
-		model = ast.InternedNullTerm
-		if in.Model != nil {
-			model = modelTerm(in.Model)
-		}
-	}
-	cands, index := ast.InternedEmptyArray, ast.InternedNullTerm
-	if in.Candidates != nil {
-		cl := e.cands.get(in.Candidates)
-		cands, index = cl.term, cl.index
-	}
-	return ast.NewObject(
-		[2]*ast.Term{kRequest, requestTerm(&in.Request)},
-		[2]*ast.Term{kKey, key},
-		[2]*ast.Term{kTeam, team},
-		[2]*ast.Term{kUser, user},
-		[2]*ast.Term{kModel, model},
-		[2]*ast.Term{kCandidates, cands},
-		[2]*ast.Term{kIndex, index},
-		[2]*ast.Term{kNow, timeTerm(in.Now)},
-	)
+	return e.inputOf(allInput, in, key, team, user, model)
 }
 
 func requestTerm(r *gateway.RequestInfo) *ast.Term {
@@ -500,10 +480,9 @@ func (c *recordCache[T]) get(r *T, convert func(*T) (*ast.Term, error)) (*ast.Te
 }
 
 // inputFields says which parts of the input document a residual policy
-// reads: some top-level fields and, of input.request, some fields; or all
-// of it (a reference to input as a whole or with a key it computes).
+// reads: some top-level fields and, of input.request, some fields (all of
+// them when it reads input as a whole or with a key it computes).
 type inputFields struct {
-	all bool
 	top uint16 // 1 << index in topFields
 	req uint16 // 1 << index in requestFields
 }
@@ -516,19 +495,19 @@ var (
 )
 
 // allInput is every field.
-var allInput = inputFields{all: true}
+var allInput = inputFields{top: 1<<len(topFields) - 1, req: 1<<len(requestFields) - 1}
 
 // inputReads returns the parts of the input that modules read.
 func inputReads(modules map[string]*ast.Module) inputFields {
 	var f inputFields
 	for _, m := range modules {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if f.all || !r.HasPrefix(ast.InputRootRef) {
+			if f == allInput || !r.HasPrefix(ast.InputRootRef) {
 				return false
 			}
 			g := r.GroundPrefix()
 			if len(g) < 2 {
-				f.all = true
+				f = allInput
 				return false
 			}
 			i := slices.IndexFunc(topFields, func(t *ast.Term) bool { return t.Equal(g[1]) })
@@ -538,7 +517,7 @@ func inputReads(modules map[string]*ast.Module) inputFields {
 			f.top |= 1 << i
 			if topFields[i] == kRequest {
 				if len(g) < 3 {
-					f.req = 1<<len(requestFields) - 1
+					f.req = allInput.req
 					return false
 				}
 				if j := slices.IndexFunc(requestFields, func(t *ast.Term) bool { return t.Equal(g[2]) }); j >= 0 {
@@ -553,12 +532,11 @@ func inputReads(modules map[string]*ast.Module) inputFields {
 
 // inputOf builds the parts f of the input document for in, around
 // converted principal records and, unless it is nil, a converted model.
+// Absent principal parts and model are null; lists are never null.
 func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
-	if f.all {
-		return e.inputWith(in, key, team, user, model)
-	}
 	var kv [8][2]*ast.Term
 	n := 0
+	var cl *convertedList // looked up once, for the list and its index
 	for i, k := range topFields {
 		if f.top&(1<<i) == 0 {
 			continue
@@ -574,23 +552,24 @@ func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, mode
 		case kUser:
 			v = user
 		case kModel:
-			switch {
-			case model != nil:
-				v = model
-			case in.Model != nil:
-				v = modelTerm(in.Model)
-			default:
-				v = ast.InternedNullTerm
+			v = model
+			if v == nil {
+				v = modelOf(in)
 			}
-		case kCandidates:
-			v = ast.InternedEmptyArray
-			if in.Candidates != nil {
-				v = e.cands.get(in.Candidates).term
+		case kCandidates, kIndex:
+			if in.Candidates == nil {
+				v = ast.InternedEmptyArray
+				if k == kIndex {
+					v = ast.InternedNullTerm
+				}
+				break
 			}
-		case kIndex:
-			v = ast.InternedNullTerm
-			if in.Candidates != nil {
-				v = e.cands.get(in.Candidates).index
+			if cl == nil {
+				cl = e.cands.get(in.Candidates)
+			}
+			v = cl.term
+			if k == kIndex {
+				v = cl.index
 			}
 		case kNow:
 			v = timeTerm(in.Now)
@@ -601,9 +580,17 @@ func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, mode
 	return ast.NewObject(kv[:n]...)
 }
 
+// modelOf converts in.Model; null when there is none.
+func modelOf(in *gateway.Input) *ast.Term {
+	if in.Model == nil {
+		return ast.InternedNullTerm
+	}
+	return modelTerm(in.Model)
+}
+
 // requestFieldsTerm is input.request with the fields in mask only.
 func requestFieldsTerm(r *gateway.RequestInfo, mask uint16) *ast.Term {
-	if mask == 1<<len(requestFields)-1 {
+	if mask == allInput.req {
 		return requestTerm(r)
 	}
 	var kv [7][2]*ast.Term

@@ -78,6 +78,10 @@ var peUnknowns = []string{"input.request", "input.model", "input.candidates", "i
 // (memoKey) do not fix: every field of the input document but those.
 var shapeUnknowns = []string{"input.request.id", "input.request.path", "input.candidates", "input.candidate_index", "input.now"}
 
+// shapeRequestFields are the fields of input.request a request shape fixes
+// (requestFields bits): all but the id and the path.
+var shapeRequestFields = allInput.req &^ (1<<slices.Index(requestFields, kID) | 1<<slices.Index(requestFields, kPath))
+
 // peNoInline are rules of the default policy that partial evaluation keeps
 // as (specialised) support rules instead of inlining them where they are
 // used. Inlined, a rule used under "not" or in several branches is copied
@@ -255,26 +259,14 @@ func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team,
 	if sp.queued.Load() || !sp.queued.CompareAndSwap(false, true) {
 		return readied(v)
 	}
-	if !sp.used.Load() {
-		sp.used.Store(true)
-	}
-	sp.model = ast.InternedNullTerm
-	if in.Model != nil {
-		sp.model = modelTerm(in.Model)
-	}
-	r := &in.Request
+	sp.touch()
+	sp.model = modelOf(in)
 	known := ast.NewObject(
 		[2]*ast.Term{kKey, key},
 		[2]*ast.Term{kTeam, team},
 		[2]*ast.Term{kUser, user},
 		[2]*ast.Term{kModel, sp.model},
-		[2]*ast.Term{kRequest, ast.ObjectTerm(
-			[2]*ast.Term{kRoute, str(r.Route)},
-			[2]*ast.Term{kOperation, str(r.Operation)},
-			[2]*ast.Term{kMethod, str(r.Method)},
-			[2]*ast.Term{kStream, ast.InternedTerm(r.Stream)},
-			[2]*ast.Term{kSelf, ast.InternedTerm(r.Self)},
-		)},
+		[2]*ast.Term{kRequest, requestFieldsTerm(&in.Request, shapeRequestFields)},
 	)
 	if !c.enqueue(specJob{sp: sp, known: known, unknowns: shapeUnknowns, noInline: shapeNoInline}) {
 		sp.queued.Store(false) // tried again when next met
@@ -282,12 +274,17 @@ func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team,
 	return nil
 }
 
-// readied marks the table entry v used and returns it when it is ready.
-func readied(v any) *specialised {
-	sp := v.(*specialised)
+// touch marks sp used since the last sweep.
+func (sp *specialised) touch() {
 	if !sp.used.Load() {
 		sp.used.Store(true)
 	}
+}
+
+// readied marks the table entry v used and returns it when it is ready.
+func readied(v any) *specialised {
+	sp := v.(*specialised)
+	sp.touch()
 	if sp.ready.Load() {
 		return sp
 	}
