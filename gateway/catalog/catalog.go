@@ -69,10 +69,8 @@ type Catalog struct {
 	sharedIndex map[string]int
 	// aliased caches the lists of callers with alias tables.
 	aliased aliasedLists
-	// served caches the resolutions of names a wildcard deployment serves,
-	// aliasedRes those of callers whose alias tables take part.
-	served     servedCache
-	aliasedRes aliasedResolutions
+	// resolutions caches the resolutions outside static.
+	resolutions resolutionCache
 }
 
 // group is one exact model group with its precomputed chain tail.

@@ -41,105 +41,76 @@ func (c *Catalog) Resolve(name string, keyAliases, teamAliases map[string]string
 	if !static {
 		// A name outside the static table that the caller's tables do not
 		// alias resolves the same for every caller: as a name a wildcard
-		// deployment serves, or not at all.
+		// deployment serves, or not at all. It is cached as a caller's
+		// without tables.
 		_, byKey := keyAliases[name]
 		_, byTeam := teamAliases[name]
 		if !byKey && !byTeam {
-			return c.resolveServed(name)
+			keyAliases, teamAliases = nil, nil
 		}
 	}
-	return c.resolveAliased(name, keyAliases, teamAliases)
+	return c.resolveCached(name, keyAliases, teamAliases)
 }
 
-// aliasedResolutionsSize bounds aliasedResolutions; when it is full it
-// starts over.
-const aliasedResolutionsSize = 4096
+// resolutionCacheSize bounds resolutionCache; when it is full it starts
+// over.
+const resolutionCacheSize = 4096
 
-// aliasedResolutions remembers the resolutions of callers whose own alias
-// tables take part, keyed on the tables' identity (stores hand out
-// immutable records, so a key's or team's table is the same map from
-// request to request) and the name; as in aliasedLists, an entry keeps its
-// maps alive and their contents are compared as a guard. Names not found
-// are not kept.
-type aliasedResolutions struct {
+// resolutionCache remembers the resolutions outside the static table:
+// names a wildcard deployment serves (cached with no alias tables) and
+// names resolved through a caller's own alias tables, keyed on the tables'
+// identity (stores hand out immutable records, so a key's or team's table
+// is the same map from request to request); as in aliasedLists, an entry
+// keeps its maps alive and their contents are compared as a guard. Requests
+// for one model then get the same lists: besides skipping the walk, that
+// lets the policy engine recognise the model (its decision memo and
+// request-shape specialisations key on the lists' identity). Names not
+// found are not kept.
+type resolutionCache struct {
 	mu sync.RWMutex
-	m  map[aliasedName]aliasedResolution
+	m  map[resolutionKey]cachedResolution
 }
 
-type aliasedName struct {
+type resolutionKey struct {
 	key, team uintptr
 	name      string
 }
 
-type aliasedResolution struct {
+type cachedResolution struct {
 	key, team map[string]string
 	res       *gateway.Resolution
 }
 
-// resolveAliased resolves name through the caller's tables, through
-// c.aliasedRes.
-func (c *Catalog) resolveAliased(name string, keyAliases, teamAliases map[string]string) gateway.Resolution {
-	a := &c.aliasedRes
-	id := aliasedName{mapID(keyAliases), mapID(teamAliases), name}
+// resolveCached resolves name through the caller's tables (nil for none),
+// through c.resolutions.
+func (c *Catalog) resolveCached(name string, keyAliases, teamAliases map[string]string) gateway.Resolution {
+	a := &c.resolutions
+	id := resolutionKey{mapID(keyAliases), mapID(teamAliases), name}
+	hit := func() (*gateway.Resolution, bool) {
+		e, ok := a.m[id]
+		return e.res, ok && maps.Equal(e.key, keyAliases) && maps.Equal(e.team, teamAliases)
+	}
 	a.mu.RLock()
-	e, ok := a.m[id]
+	r, ok := hit()
 	a.mu.RUnlock()
-	if ok && maps.Equal(e.key, keyAliases) && maps.Equal(e.team, teamAliases) {
-		return *e.res
+	if ok {
+		return *r
 	}
 	res, _, _ := c.walk(name, keyAliases, teamAliases)
 	if !res.Found {
 		return res
 	}
-	r := new(gateway.Resolution)
-	*r = res
 	a.mu.Lock()
-	if a.m == nil || len(a.m) >= aliasedResolutionsSize {
-		a.m = make(map[aliasedName]aliasedResolution)
-	}
-	a.m[id] = aliasedResolution{key: keyAliases, team: teamAliases, res: r}
-	a.mu.Unlock()
-	return res
-}
-
-// servedCacheSize bounds servedCache; when it is full it starts over.
-const servedCacheSize = 4096
-
-// servedCache remembers the resolutions of names served by wildcard
-// deployments, so that requests for one name get the same lists: besides
-// skipping the match, that lets the policy engine recognise the model
-// (its decision memo and request-shape specialisations key on the lists'
-// identity). Names not found are not kept.
-type servedCache struct {
-	mu sync.RWMutex
-	m  map[string]*gateway.Resolution
-}
-
-// resolveServed resolves name for a caller whose tables do not alias it,
-// through c.served.
-func (c *Catalog) resolveServed(name string) gateway.Resolution {
-	s := &c.served
-	s.mu.RLock()
-	r, ok := s.m[name]
-	s.mu.RUnlock()
-	if ok {
+	defer a.mu.Unlock()
+	if r, ok := hit(); ok { // another request was first: share its lists
 		return *r
 	}
-	res, _, _ := c.walk(name, nil, nil)
-	if !res.Found {
-		return res
+	if a.m == nil || len(a.m) >= resolutionCacheSize {
+		a.m = make(map[resolutionKey]cachedResolution)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.m[name]; ok { // another request was first: share its lists
-		return *r
-	}
-	if s.m == nil || len(s.m) >= servedCacheSize {
-		s.m = make(map[string]*gateway.Resolution)
-	}
-	r = new(gateway.Resolution)
+	r = new(gateway.Resolution) // a copy: res itself stays off the heap when not kept
 	*r = res
-	s.m[name] = r
+	a.m[id] = cachedResolution{key: keyAliases, team: teamAliases, res: r}
 	return res
 }
 
