@@ -194,12 +194,7 @@ func (e *spanEncoder) group(spans []sdktrace.ReadOnlySpan) {
 			}
 		}
 		if g == nil {
-			if len(e.groups) < cap(e.groups) {
-				e.groups = e.groups[:len(e.groups)+1]
-			} else {
-				e.groups = append(e.groups, resourceGroup{})
-			}
-			g = &e.groups[len(e.groups)-1]
+			e.groups, g = extend(e.groups)
 			g.res, g.key, g.scopes = res, key, g.scopes[:0]
 		}
 		scope := s.InstrumentationScope()
@@ -211,16 +206,23 @@ func (e *spanEncoder) group(spans []sdktrace.ReadOnlySpan) {
 			}
 		}
 		if sg == nil {
-			if len(g.scopes) < cap(g.scopes) {
-				g.scopes = g.scopes[:len(g.scopes)+1]
-			} else {
-				g.scopes = append(g.scopes, scopeGroup{})
-			}
-			sg = &g.scopes[len(g.scopes)-1]
+			g.scopes, sg = extend(g.scopes)
 			sg.scope, sg.spans = scope, sg.spans[:0]
 		}
 		sg.spans = append(sg.spans, s)
 	}
+}
+
+// extend lengthens s by one element and returns it: the slot past the end,
+// with the slices it kept from an earlier batch, when there is one.
+func extend[T any](s []T) ([]T, *T) {
+	if len(s) < cap(s) {
+		s = s[:len(s)+1]
+	} else {
+		var zero T
+		s = append(s, zero)
+	}
+	return s, &s[len(s)-1]
 }
 
 // buf returns the scratch buffer of depth d, emptied.
