@@ -70,6 +70,19 @@ func opsCall(tb testing.TB, g *gw, method, path, key string, body []byte, header
 	return r.Status, r.Header, r.Body
 }
 
+// waitReady waits until GET base/health/readiness answers 200.
+func waitReady(tb testing.TB, base string) {
+	tb.Helper()
+	eventually(tb, "the gateway at "+base+" to become ready", func() bool {
+		resp, err := http.Get(base + "/health/readiness")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 // eventually polls cond every 10 ms until it holds or 10 s pass.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()

@@ -174,14 +174,7 @@ func TestMetricsFlagOff(t *testing.T) {
 		exited <- app.Main(ctx, []string{"serve", "--listen", addr}, io.Discard, &stderr,
 			mapEnv(map[string]string{"GATEWAY_METRICS": "false", "GATEWAY_MASTER_KEY": "sk-master-demo"}))
 	}()
-	eventually(t, "the gateway to become ready", func() bool {
-		resp, err := http.Get("http://" + addr + "/health/readiness")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReady(t, "http://"+addr)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -59,14 +59,7 @@ func startGatewayProcess(tb testing.TB, bin, config, upstream string, env ...str
 		_ = cmd.Wait()
 	})
 	p := &gatewayProcess{cmd: cmd, url: "http://" + addr}
-	eventually(tb, "the gateway process to become ready", func() bool {
-		resp, err := http.Get(p.url + "/health/readiness")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitReady(tb, p.url)
 	return p
 }
 
