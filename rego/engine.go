@@ -310,11 +310,7 @@ func build(ctx context.Context, ins []bundleInput, verify *bundle.VerificationCo
 	if err != nil {
 		return nil, err
 	}
-	pe, err := peCompiler(compiler)
-	if err != nil {
-		return nil, err
-	}
-	st := &state{spec: newSpecCache(pe, store, timeout), compiler: compiler, store: store}
+	st := &state{spec: newSpecCache(compiler, store, timeout), compiler: compiler, store: store}
 	revs := make([]string, 0, len(lbs))
 	for _, lb := range lbs {
 		st.bundles = append(st.bundles, lb.info)

@@ -181,8 +181,12 @@ type specTable struct {
 // meanwhile, and a shape's by the principal's residual, with the same
 // results.
 type specCache struct {
-	timeout    time.Duration // bounds one specialisation
+	timeout time.Duration // bounds one specialisation
+	policy  *ast.Compiler // the compiled policy requests evaluate
+	// compiler is the worker's own copy of policy (peCompiler), built by
+	// the worker when it first needs it, or peErr; only the worker uses them.
 	compiler   *ast.Compiler
+	peErr      error
 	store      storage.Store
 	principals specTable
 	shapes     specTable
@@ -211,9 +215,9 @@ func peCompiler(c *ast.Compiler) (*ast.Compiler, error) {
 	return pe, nil
 }
 
-func newSpecCache(c *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
+func newSpecCache(policy *ast.Compiler, s storage.Store, timeout time.Duration) *specCache {
 	return &specCache{
-		compiler:   c,
+		policy:     policy,
 		store:      s,
 		timeout:    timeout,
 		principals: specTable{size: specCacheSize},
@@ -397,14 +401,26 @@ func (c *specCache) work() {
 	}
 }
 
-// build specialises one principal or shape and marks it ready. The
+// build specialises one principal or shape and marks it ready; the first
+// build compiles the worker's copy of the policy. The
 // request's deadline does not apply (the work serves all requests of the
 // principal); the evaluation timeout does. One that fails or times out is
 // remembered as a failure: the level up serves it.
 func (c *specCache) build(j specJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	q, reads, memo, err := c.specialise(ctx, DecisionQuery, j)
+	if c.compiler == nil && c.peErr == nil {
+		c.compiler, c.peErr = peCompiler(c.policy)
+	}
+	var (
+		q     *query
+		reads inputFields
+		memo  bool
+	)
+	err := c.peErr
+	if err == nil {
+		q, reads, memo, err = c.specialise(ctx, DecisionQuery, j)
+	}
 	c.built.Add(1)
 	if err != nil {
 		c.errs.Add(1)
