@@ -187,42 +187,37 @@ func (e *spanEncoder) group(spans []sdktrace.ReadOnlySpan) {
 		res := s.Resource()
 		key := res.Equivalent()
 		var g *resourceGroup
-		for i := range e.groups {
-			if e.groups[i].key == key {
-				g = &e.groups[i]
-				break
-			}
-		}
-		if g == nil {
-			e.groups, g = extend(e.groups)
+		var fresh bool
+		e.groups, g, fresh = slot(e.groups, func(g *resourceGroup) bool { return g.key == key })
+		if fresh {
 			g.res, g.key, g.scopes = res, key, g.scopes[:0]
 		}
 		scope := s.InstrumentationScope()
 		var sg *scopeGroup
-		for i := range g.scopes {
-			if g.scopes[i].scope == scope {
-				sg = &g.scopes[i]
-				break
-			}
-		}
-		if sg == nil {
-			g.scopes, sg = extend(g.scopes)
+		g.scopes, sg, fresh = slot(g.scopes, func(sg *scopeGroup) bool { return sg.scope == scope })
+		if fresh {
 			sg.scope, sg.spans = scope, sg.spans[:0]
 		}
 		sg.spans = append(sg.spans, s)
 	}
 }
 
-// extend lengthens s by one element and returns it: the slot past the end,
-// with the slices it kept from an earlier batch, when there is one.
-func extend[T any](s []T) ([]T, *T) {
+// slot returns the element of s that match accepts or, reporting it new,
+// one added at the end: the slot past the end, with the slices it kept
+// from an earlier batch, when there is one.
+func slot[T any](s []T, match func(*T) bool) ([]T, *T, bool) {
+	for i := range s {
+		if match(&s[i]) {
+			return s, &s[i], false
+		}
+	}
 	if len(s) < cap(s) {
 		s = s[:len(s)+1]
 	} else {
 		var zero T
 		s = append(s, zero)
 	}
-	return s, &s[len(s)-1]
+	return s, &s[len(s)-1], true
 }
 
 // buf returns the scratch buffer of depth d, emptied.
