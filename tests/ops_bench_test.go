@@ -51,15 +51,28 @@ func (discardClient) UploadTraces(_ context.Context, rss []*tracepb.ResourceSpan
 	return err
 }
 
-// benchTracerProvider is the SDK as NewTracerProvider sets it up (batch
-// span processor, the gateway's OTLP exporter), with sampler s and a
+// benchTracerProvider is the gateway's Provider as NewTracerProvider sets
+// it up (batching to the gateway's OTLP exporter), with sampler s and a
 // client that drops the batches.
-func benchTracerProvider(b *testing.B, s sdktrace.Sampler) *sdktrace.TracerProvider {
+func benchTracerProvider(b *testing.B, s sdktrace.Sampler) *telemetry.Provider {
 	exp, err := telemetry.NewExporter(b.Context(), discardClient{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(s))
+	tp := telemetry.NewProvider(telemetry.ProviderConfig{Exporter: exp, Sampler: s})
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
+}
+
+// benchSDKProvider is the OpenTelemetry SDK's tracer provider with its
+// batch span processor and the gateway's OTLP exporter, always sampling:
+// what the gateway used before it had its own Provider.
+func benchSDKProvider(b *testing.B) *sdktrace.TracerProvider {
+	exp, err := telemetry.NewExporter(b.Context(), discardClient{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return tp
 }
@@ -76,17 +89,19 @@ func cpuTime(tb testing.TB) time.Duration {
 
 // BenchmarkOpsTelemetry measures a chat call (through the alias, policy
 // and in-process mock) with telemetry off, metrics only, metrics with a
-// no-op tracer, metrics with the real SDK tracer (always sampling,
-// batching to the gateway's OTLP exporter, whose client marshals each
-// batch and drops it), and the same sampling 10% of traces. The five
-// gateways run in alternating blocks of requests, so that drift on a shared machine hits
-// every configuration alike; for each it reports the process CPU per
+// no-op tracer, metrics with the gateway's tracer (the Provider, always
+// sampling, batching to the gateway's OTLP exporter, whose client marshals
+// each batch and drops it), the same sampling 10% of traces, and, for
+// reference, the OpenTelemetry SDK's tracer provider always sampling into
+// the same exporter. The six gateways run in alternating blocks of
+// requests, so that drift on a shared machine hits every configuration
+// alike; for each it reports the process CPU per
 // request (<config>-cpu-ns/op, background goroutines such as the span
 // batcher included) and its overhead against "off" measured in the same
 // rounds (<config>-overhead-%). The machine must be otherwise idle: CPU
 // contention moves these figures by several percent.
 func BenchmarkOpsTelemetry(b *testing.B) {
-	sdk := benchTracerProvider(b, sdktrace.AlwaysSample())
+	always := benchTracerProvider(b, sdktrace.AlwaysSample())
 	sampled := benchTracerProvider(b, sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1)))
 	configs := []struct {
 		name string
@@ -95,8 +110,9 @@ func BenchmarkOpsTelemetry(b *testing.B) {
 		{"off", app.Options{DisableMetrics: true}},
 		{"metrics", app.Options{}},
 		{"noop-tracer", app.Options{TracerProvider: nooptrace.NewTracerProvider()}},
-		{"sdk-tracer", app.Options{TracerProvider: trace.TracerProvider(sdk)}},
-		{"sdk-tracer-10pct", app.Options{TracerProvider: trace.TracerProvider(sampled)}},
+		{"tracer", app.Options{TracerProvider: always}},
+		{"tracer-10pct", app.Options{TracerProvider: sampled}},
+		{"sdk-tracer", app.Options{TracerProvider: trace.TracerProvider(benchSDKProvider(b))}},
 	}
 	handlers := make([]http.Handler, len(configs))
 	for i, c := range configs {

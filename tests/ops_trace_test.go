@@ -14,6 +14,7 @@ import (
 
 	"github.com/regate/gateway/cmd/gateway/app"
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/telemetry"
 )
 
 // traced is a gateway whose spans land in an in-memory exporter.
@@ -26,7 +27,9 @@ type traced struct {
 func startTraced(tb testing.TB, opts app.Options) *traced {
 	tb.Helper()
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	// The gateway's own tracer provider, as in production; it hands each
+	// span to an exporter other than its OTLP one as the span ends.
+	tp := telemetry.NewProvider(telemetry.ProviderConfig{Exporter: exp})
 	tb.Cleanup(func() { _ = tp.Shutdown(tb.Context()) })
 	opts.TracerProvider = tp
 	up := startUpstream(tb)

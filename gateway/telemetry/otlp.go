@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -48,7 +49,7 @@ func NewExporter(ctx context.Context, client otlptrace.Client) (*Exporter, error
 	return &Exporter{client: client}, nil
 }
 
-// ExportSpans sends one batch.
+// ExportSpans sends one batch of the SDK's spans.
 func (x *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -56,12 +57,42 @@ func (x *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if len(rss) == 0 {
 		return nil
 	}
-	// The client marshals the request before UploadTraces returns, so the
-	// buffers may be reused for the next batch.
+	return x.upload(ctx, rss)
+}
+
+// upload sends encoded ResourceSpans. The client marshals the request
+// before UploadTraces returns, so the buffers may be reused for the next
+// batch.
+func (x *Exporter) upload(ctx context.Context, rss []*tracepb.ResourceSpans) error {
 	if err := x.client.UploadTraces(ctx, rss); err != nil {
 		return fmt.Errorf("traces export: %w", err)
 	}
 	return nil
+}
+
+// exportEncoded sends spans of one resource already encoded, by scope
+// (scopeGroup.encoded): the Provider's batches.
+func (x *Exporter) exportEncoded(ctx context.Context, res *resource.Resource, scopes []scopeGroup) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	e := &x.enc
+	g := resourceGroup{res: res, scopes: scopes}
+	if len(e.out) == 0 {
+		e.out = append(e.out, nil)
+	}
+	e.out[0] = e.resourceSpans(e.out[0][:0], &g)
+	m := &tracepb.ResourceSpans{}
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(e.out[0]))
+	e.msgs = append(e.msgs[:0], m)
+	return x.upload(ctx, e.msgs)
+}
+
+// encodeSpan appends sd to b as a ScopeSpans.spans field.
+func (e *spanEncoder) encodeSpan(b []byte, sd exportedSpan) []byte {
+	return appendMessage(b, fScopeSpansSpans, e.span(sd))
 }
 
 // Shutdown stops the client; later calls do nothing.
@@ -90,7 +121,30 @@ type resourceGroup struct {
 
 type scopeGroup struct {
 	scope instrumentation.Scope
-	spans []sdktrace.ReadOnlySpan
+	spans []exportedSpan
+	// encoded, when not nil, holds the scope's spans already encoded as
+	// ScopeSpans.spans fields (encodeSpan), in place of spans.
+	encoded []byte
+}
+
+// exportedSpan is what the encoder reads of a span: methods of
+// sdktrace.ReadOnlySpan, which the Provider's spans have too.
+type exportedSpan interface {
+	Name() string
+	SpanContext() trace.SpanContext
+	Parent() trace.SpanContext
+	SpanKind() trace.SpanKind
+	StartTime() time.Time
+	EndTime() time.Time
+	Attributes() []attribute.KeyValue
+	DroppedAttributes() int
+	Events() []sdktrace.Event
+	DroppedEvents() int
+	Links() []sdktrace.Link
+	DroppedLinks() int
+	Status() sdktrace.Status
+	Resource() *resource.Resource
+	InstrumentationScope() instrumentation.Scope
 }
 
 // Field numbers of the OTLP messages written.
@@ -294,6 +348,9 @@ func (e *spanEncoder) scopeSpans(sg *scopeGroup) []byte {
 		}
 		b = appendMessage(b, fScopeSpansScope, e.keep(1, s))
 	}
+	if sg.encoded != nil {
+		b = append(b, sg.encoded...)
+	}
 	for _, sp := range sg.spans {
 		b = appendMessage(b, fScopeSpansSpans, e.span(sp))
 	}
@@ -302,7 +359,7 @@ func (e *spanEncoder) scopeSpans(sg *scopeGroup) []byte {
 }
 
 // span encodes one Span into the depth-1 buffer.
-func (e *spanEncoder) span(sd sdktrace.ReadOnlySpan) []byte {
+func (e *spanEncoder) span(sd exportedSpan) []byte {
 	b := e.buf(1)
 	sc := sd.SpanContext()
 	tid, sid := sc.TraceID(), sc.SpanID()
@@ -364,10 +421,58 @@ func (e *spanEncoder) span(sd sdktrace.ReadOnlySpan) []byte {
 // keyValue appends kv as field num of a message being written, using the
 // scratch buffers from depth d.
 func (e *spanEncoder) keyValue(b []byte, d int, num protowire.Number, kv attribute.KeyValue) []byte {
+	if out, ok := scalarKeyValue(b, num, kv); ok {
+		return out
+	}
 	m := e.buf(d)
 	m = appendString(m, fKeyValueKey, string(kv.Key))
 	m = appendMessage(m, fKeyValueValue, e.anyValue(d+1, kv.Value))
 	return appendMessage(b, num, e.keep(d, m))
+}
+
+// scalarKeyValue appends kv as field num straight to b, its lengths
+// computed rather than found by encoding into scratch buffers first, when
+// its value is a string, an integer, a float or a bool: most attributes.
+// The bytes are those keyValue writes.
+func scalarKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) ([]byte, bool) {
+	var anyLen int
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		n := len(kv.Value.AsString())
+		anyLen = protowire.SizeTag(fAnyString) + protowire.SizeBytes(n)
+	case attribute.INT64:
+		anyLen = protowire.SizeTag(fAnyInt) + protowire.SizeVarint(uint64(kv.Value.AsInt64()))
+	case attribute.FLOAT64:
+		anyLen = protowire.SizeTag(fAnyDouble) + protowire.SizeFixed64()
+	case attribute.BOOL:
+		anyLen = protowire.SizeTag(fAnyBool) + protowire.SizeVarint(protowire.EncodeBool(kv.Value.AsBool()))
+	default:
+		return b, false
+	}
+	kvLen := protowire.SizeTag(fKeyValueValue) + protowire.SizeBytes(anyLen)
+	if kv.Key != "" {
+		kvLen += protowire.SizeTag(fKeyValueKey) + protowire.SizeBytes(len(kv.Key))
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(kvLen))
+	b = appendString(b, fKeyValueKey, string(kv.Key))
+	b = protowire.AppendTag(b, fKeyValueValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(anyLen))
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		b = protowire.AppendTag(b, fAnyString, protowire.BytesType)
+		b = protowire.AppendString(b, kv.Value.AsString())
+	case attribute.INT64:
+		b = protowire.AppendTag(b, fAnyInt, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(kv.Value.AsInt64()))
+	case attribute.FLOAT64:
+		b = protowire.AppendTag(b, fAnyDouble, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, math.Float64bits(kv.Value.AsFloat64()))
+	case attribute.BOOL:
+		b = protowire.AppendTag(b, fAnyBool, protowire.VarintType)
+		b = protowire.AppendVarint(b, protowire.EncodeBool(kv.Value.AsBool()))
+	}
+	return b, true
 }
 
 // anyValue encodes an AnyValue into the depth-d buffer. Oneof members are

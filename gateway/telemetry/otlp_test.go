@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -54,57 +52,17 @@ func (c *captureClient) decoded(t *testing.T) []*tracepb.ResourceSpans {
 	return out
 }
 
-// testSpans records spans exercising every field and attribute type: two
-// scopes (one with a version, schema and attributes), a root and children,
-// a remote parent, events, links, dropped counts, every status, every kind.
+// testSpans records the spans of scenario with the SDK.
 func testSpans(t *testing.T) []sdktrace.ReadOnlySpan {
 	t.Helper()
 	var got []sdktrace.ReadOnlySpan
-	res := resource.NewWithAttributes("https://opentelemetry.io/schemas/1.26.0",
-		attribute.String("service.name", "gw"), attribute.Int("pid", 7))
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(&captureProcessor{f: func(s sdktrace.ReadOnlySpan) { got = append(got, s) }}),
-		sdktrace.WithResource(res),
-		sdktrace.WithSpanLimits(sdktrace.SpanLimits{AttributeCountLimit: 40, EventCountLimit: 1, LinkCountLimit: 1,
-			AttributePerEventCountLimit: 1, AttributePerLinkCountLimit: 1, AttributeValueLengthLimit: -1}),
+		sdktrace.WithResource(scenarioResource),
+		sdktrace.WithSpanLimits(scenarioLimits),
 	)
-	a := tp.Tracer("github.com/regate/gateway/a")
-	b := tp.Tracer("github.com/regate/gateway/b", trace.WithInstrumentationVersion("1.2.3"),
-		trace.WithSchemaURL("https://example.com/schema"), trace.WithInstrumentationAttributes(attribute.Bool("scoped", true)))
-	start := time.Date(2026, 12, 4, 10, 0, 0, 123, time.UTC)
-
-	ctx, root := a.Start(context.Background(), "POST /v1/chat/completions", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
-	root.SetAttributes(
-		attribute.String("s", "v"), attribute.String("empty", ""), attribute.Bool("b", false), attribute.Bool("t", true),
-		attribute.Int64("i", -42), attribute.Int64("zero", 0), attribute.Float64("f", 3.25), attribute.Float64("fz", 0),
-		attribute.StringSlice("ss", []string{"a", "", "c"}), attribute.BoolSlice("bs", []bool{true, false}),
-		attribute.Int64Slice("is", []int64{1, -2, 0}), attribute.Float64Slice("fs", []float64{0.5, -1}),
-		attribute.StringSlice("none", nil),
-	)
-	root.AddEvent("first byte", trace.WithTimestamp(start.Add(time.Millisecond)), trace.WithAttributes(attribute.Int("n", 1), attribute.Int("dropped", 2)))
-	root.AddEvent("dropped event")
-	root.SetStatus(codes.Error, "upstream failed")
-	_, child := b.Start(ctx, "policy.decision", trace.WithTimestamp(start.Add(2*time.Millisecond)),
-		trace.WithLinks(
-			trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true}),
-				Attributes: []attribute.KeyValue{attribute.String("k", "v"), attribute.String("over", "limit")}},
-			trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{3}, SpanID: trace.SpanID{4}})},
-		))
-	child.SetStatus(codes.Ok, "")
-	child.End(trace.WithTimestamp(start.Add(3 * time.Millisecond)))
-
-	remote := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: trace.TraceID{9, 9}, SpanID: trace.SpanID{8}, TraceFlags: trace.FlagsSampled, Remote: true,
-	}))
-	ts, _ := trace.ParseTraceState("vendor=x")
-	remote = trace.ContextWithRemoteSpanContext(remote, trace.SpanContextFromContext(remote).WithTraceState(ts))
-	for _, kind := range []trace.SpanKind{trace.SpanKindUnspecified, trace.SpanKindInternal, trace.SpanKindClient, trace.SpanKindProducer, trace.SpanKindConsumer} {
-		_, s := b.Start(remote, "upstream chat.completions", trace.WithSpanKind(kind))
-		s.End()
-	}
-	root.End(trace.WithTimestamp(start.Add(5 * time.Millisecond)))
-	if len(got) != 7 {
-		t.Fatalf("recorded %d spans, want 7", len(got))
+	if n := scenario(tp); len(got) != n {
+		t.Fatalf("recorded %d spans, want %d", len(got), n)
 	}
 	return got
 }

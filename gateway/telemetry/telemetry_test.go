@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/proxy"
@@ -51,16 +54,25 @@ func TestNewTracerProviderErrors(t *testing.T) {
 			t.Errorf("NewTracerProvider(%v) = %v, %v; want ErrUnsupportedExporter", e, tp, err)
 		}
 	}
+	bad := map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "10%"}
+	if tp, err := NewTracerProvider(t.Context(), TracingConfig{Env: env(bad)}); !errors.Is(err, ErrBadSampler) {
+		t.Errorf("NewTracerProvider(%v) = %v, %v; want ErrBadSampler", bad, tp, err)
+	}
 }
 
 // TestNewTracerProviderExports checks that an OTLP endpoint in the
 // environment turns on the exporter, which posts spans to it.
 func TestNewTracerProviderExports(t *testing.T) {
 	var posts atomic.Int32
-	var path, ctype atomic.Value
+	var path, ctype, got atomic.Value
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path.Store(r.URL.Path)
 		ctype.Store(r.Header.Get("Content-Type"))
+		body, _ := io.ReadAll(r.Body)
+		req := &coltracepb.ExportTraceServiceRequest{}
+		if err := proto.Unmarshal(body, req); err == nil {
+			got.Store(req)
+		}
 		posts.Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
@@ -80,6 +92,23 @@ func TestNewTracerProviderExports(t *testing.T) {
 	}
 	if posts.Load() == 0 || path.Load() != "/v1/traces" || ctype.Load() != "application/x-protobuf" {
 		t.Errorf("collector got %d posts to %v (%v), want OTLP/HTTP protobuf to /v1/traces", posts.Load(), path.Load(), ctype.Load())
+	}
+	req, _ := got.Load().(*coltracepb.ExportTraceServiceRequest)
+	rss := req.GetResourceSpans()
+	if len(rss) != 1 || len(rss[0].GetScopeSpans()) != 1 || len(rss[0].GetScopeSpans()[0].GetSpans()) != 1 {
+		t.Fatalf("collector got %v, want one span", req)
+	}
+	if name := rss[0].GetScopeSpans()[0].GetSpans()[0].GetName(); name != "hello" {
+		t.Errorf("span %q, want hello", name)
+	}
+	service := ""
+	for _, kv := range rss[0].GetResource().GetAttributes() {
+		if kv.GetKey() == "service.name" {
+			service = kv.GetValue().GetStringValue()
+		}
+	}
+	if service != "gw-test" {
+		t.Errorf("service.name %q, want gw-test", service)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -43,16 +44,17 @@ type TracingConfig struct {
 // OTLP protocols the gateway does not ship.
 var ErrUnsupportedExporter = errors.New("unsupported trace exporter")
 
-// NewTracerProvider returns a TracerProvider that exports spans over OTLP
-// as the standard environment says, or nil when it asks for no export:
+// NewTracerProvider returns a Provider that exports spans over OTLP as the
+// standard environment says, or nil when it asks for no export:
 // OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none, or neither
 // OTEL_TRACES_EXPORTER nor an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set. A nil provider means no spans
 // and no cost. The protocol is OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or
 // OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf" (the default) or "grpc".
-// Exporters connect lazily, so this does no I/O; call Shutdown on exit to
-// flush.
-func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*sdktrace.TracerProvider, error) {
+// The sampler is OTEL_TRACES_SAMPLER(_ARG), batching OTEL_BSP_*, limits
+// OTEL_*_LIMIT. Exporters connect lazily, so this does no I/O; call
+// Shutdown on exit to flush.
+func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*Provider, error) {
 	env := cfg.Env
 	if env == nil {
 		env = os.LookupEnv
@@ -71,6 +73,10 @@ func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*sdktrace.Tracer
 	case "otlp":
 	default:
 		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%s: %w (use otlp or none)", exporter, ErrUnsupportedExporter)
+	}
+	sampler, err := SamplerFromEnv(env)
+	if err != nil {
+		return nil, err
 	}
 	protocol := get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 	if protocol == "" {
@@ -93,8 +99,59 @@ func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*sdktrace.Tracer
 	if err != nil {
 		return nil, err
 	}
-	// The SDK reads OTEL_TRACES_SAMPLER(_ARG) and OTEL_BSP_* itself.
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
+	return NewProvider(ProviderConfig{
+		Exporter: exp,
+		Resource: res,
+		Sampler:  sampler,
+		Batch:    BatchOptionsFromEnv(env),
+	}), nil
+}
+
+// ErrBadSampler is returned for an OTEL_TRACES_SAMPLER or
+// OTEL_TRACES_SAMPLER_ARG the gateway cannot use.
+var ErrBadSampler = errors.New("bad trace sampler setting")
+
+// SamplerFromEnv is the sampler OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG name, looked up through env:
+// always_on, always_off, traceidratio, parentbased_always_on (the default,
+// also when unset), parentbased_always_off, parentbased_traceidratio, the
+// ratio defaulting to 1. Where the SDK logs a bad value and samples
+// everything, the gateway refuses to start.
+func SamplerFromEnv(env func(string) (string, bool)) (sdktrace.Sampler, error) {
+	name, _ := env("OTEL_TRACES_SAMPLER")
+	name = strings.ToLower(strings.TrimSpace(name))
+	arg, hasArg := env("OTEL_TRACES_SAMPLER_ARG")
+	arg = strings.TrimSpace(arg)
+	ratio := func() (sdktrace.Sampler, error) {
+		if !hasArg || arg == "" {
+			return sdktrace.TraceIDRatioBased(1), nil
+		}
+		v, err := strconv.ParseFloat(arg, 64)
+		if err != nil || v < 0 || v > 1 {
+			return nil, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG=%q: %w (want a ratio from 0 to 1)", arg, ErrBadSampler)
+		}
+		return sdktrace.TraceIDRatioBased(v), nil
+	}
+	switch name {
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio":
+		return ratio()
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.ParentBased(r), nil
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_SAMPLER=%s: %w (use always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", name, ErrBadSampler)
+	}
 }
 
 // Resource describes the gateway process: service.name and service.version,

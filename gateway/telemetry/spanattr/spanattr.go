@@ -1,7 +1,9 @@
 // Package spanattr lends the edge, the proxy and the policy decorator a
-// reusable buffer for the attributes of one span. The OpenTelemetry SDK
-// copies the attributes it is given, so the buffer goes back to a pool at
-// once: recording a span then does not also allocate (and later collect)
+// reusable buffer for the attributes of one span. A span of the gateway's
+// own tracer (telemetry.Provider) keeps the buffer until its span is
+// exported, then gives it back; any other span (the OpenTelemetry SDK's)
+// copies the attributes, and the buffer goes back to the pool at once.
+// Either way recording a span does not also allocate (and later collect)
 // the slice that carries them.
 package spanattr
 
@@ -28,8 +30,19 @@ func Put(buf *Buf) {
 	pool.Put(buf)
 }
 
-// Set sets attrs, built in buf, on span and returns buf to the pool.
+// Keeper is a span that can keep a buffer and the attributes built in it
+// rather than copy them. Keep reports whether it did; if so the buffer is
+// the span's, to Put when it is done with it.
+type Keeper interface {
+	KeepAttributes(buf *Buf, attrs []attribute.KeyValue) bool
+}
+
+// Set sets attrs, built in buf, on span, which either keeps buf or copies
+// attrs, after which buf goes back to the pool.
 func Set(span trace.Span, buf *Buf, attrs []attribute.KeyValue) {
+	if k, ok := span.(Keeper); ok && k.KeepAttributes(buf, attrs) {
+		return
+	}
 	span.SetAttributes(attrs...)
 	Put(buf)
 }

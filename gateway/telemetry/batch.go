@@ -1,0 +1,292 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// BatchOptions are the Provider's batching settings: the OpenTelemetry
+// batch span processor's, with its defaults for zero values.
+type BatchOptions struct {
+	// ScheduleDelay is the longest a span waits before its batch is
+	// exported (OTEL_BSP_SCHEDULE_DELAY, default 5 s).
+	ScheduleDelay time.Duration
+	// ExportTimeout bounds one export (OTEL_BSP_EXPORT_TIMEOUT, default 30 s).
+	ExportTimeout time.Duration
+	// MaxQueueSize spans wait at most; more are dropped
+	// (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).
+	MaxQueueSize int
+	// MaxExportBatchSize spans go in one export at most, and a queue this
+	// long is exported at once (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, default
+	// 512; never more than MaxQueueSize).
+	MaxExportBatchSize int
+}
+
+// BatchOptionsFromEnv reads OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT
+// (milliseconds), OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+// through env (nil means os.LookupEnv), as the SDK's batch processor does:
+// a value that is not a positive integer leaves the default.
+func BatchOptionsFromEnv(env func(string) (string, bool)) BatchOptions {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	num := func(key string, def int) int {
+		v, ok := env(key)
+		if !ok || v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return def
+		}
+		return n
+	}
+	o := BatchOptions{
+		ScheduleDelay:      time.Duration(num("OTEL_BSP_SCHEDULE_DELAY", sdktrace.DefaultScheduleDelay)) * time.Millisecond,
+		ExportTimeout:      time.Duration(num("OTEL_BSP_EXPORT_TIMEOUT", sdktrace.DefaultExportTimeout)) * time.Millisecond,
+		MaxQueueSize:       num("OTEL_BSP_MAX_QUEUE_SIZE", sdktrace.DefaultMaxQueueSize),
+		MaxExportBatchSize: num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", sdktrace.DefaultMaxExportBatchSize),
+	}
+	return o.normalised()
+}
+
+// normalised fills zero settings with the defaults and keeps a batch no
+// larger than the queue, as the SDK does.
+func (o BatchOptions) normalised() BatchOptions {
+	if o.ScheduleDelay <= 0 {
+		o.ScheduleDelay = sdktrace.DefaultScheduleDelay * time.Millisecond
+	}
+	if o.ExportTimeout <= 0 {
+		o.ExportTimeout = sdktrace.DefaultExportTimeout * time.Millisecond
+	}
+	if o.MaxQueueSize <= 0 {
+		o.MaxQueueSize = sdktrace.DefaultMaxQueueSize
+	}
+	if o.MaxExportBatchSize <= 0 {
+		o.MaxExportBatchSize = sdktrace.DefaultMaxExportBatchSize
+	}
+	if o.MaxExportBatchSize > o.MaxQueueSize {
+		o.MaxExportBatchSize = min(sdktrace.DefaultMaxExportBatchSize, o.MaxQueueSize)
+	}
+	return o
+}
+
+// spanQueue holds ended spans, already encoded, until a goroutine exports
+// them: at most every schedule delay, or as soon as a full batch waits. It
+// drops spans when the queue is full. This is the OpenTelemetry batch span
+// processor but for two things that matter here:
+//
+//   - A span is encoded as it ends, on the request's goroutine while its
+//     data is still in that CPU's cache, and then let go: the queue holds
+//     bytes, not span objects and attribute buffers read later from
+//     another CPU (which cost twice as much to encode).
+//   - The SDK's processor hands every span to its goroutine over a
+//     channel, so a mostly idle gateway wakes that goroutine, and often an
+//     operating-system thread to run it, four times per chat call. This
+//     appends under a lock and wakes its goroutine only when a batch is
+//     full, the delay is up, or a flush or shutdown asks.
+type spanQueue struct {
+	opts BatchOptions
+	x    *Exporter
+	res  *resource.Resource
+
+	mu      sync.Mutex
+	enc     spanEncoder     // encodes one span at a time, under mu
+	cur     *encodedBatch   // filling
+	full    []*encodedBatch // waiting for export, in order
+	free    []*encodedBatch // exported, to reuse
+	queued  int             // spans in cur and full
+	closed  bool
+	dropped uint64
+	woken   bool // a wake-up is pending
+
+	wake    chan struct{}      // a full batch waits; capacity 1
+	flush   chan chan struct{} // export what is queued, then close the channel
+	stop    chan struct{}
+	stopped chan struct{} // closed when the goroutine has exported the rest
+
+	stopOnce sync.Once
+}
+
+// encodedBatch is up to MaxExportBatchSize encoded spans, by scope.
+type encodedBatch struct {
+	n      int
+	scopes []scopeGroup // encoded only
+}
+
+// newSpanQueue starts a queue exporting through x; shutdown stops it.
+func newSpanQueue(opts BatchOptions, x *Exporter, res *resource.Resource) *spanQueue {
+	q := &spanQueue{
+		opts:    opts.normalised(),
+		x:       x,
+		res:     res,
+		wake:    make(chan struct{}, 1),
+		flush:   make(chan chan struct{}),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go q.run()
+	return q
+}
+
+// add encodes s into the current batch, or drops it (reporting false) when
+// the queue is full or shut down.
+func (q *spanQueue) add(s *span) bool {
+	q.mu.Lock()
+	if q.closed || q.queued >= q.opts.MaxQueueSize {
+		q.dropped++
+		q.mu.Unlock()
+		return false
+	}
+	if q.cur == nil {
+		if n := len(q.free); n > 0 {
+			q.cur, q.free = q.free[n-1], q.free[:n-1]
+		} else {
+			q.cur = new(encodedBatch)
+		}
+	}
+	scope := s.tracer.scope
+	var sg *scopeGroup
+	var fresh bool
+	q.cur.scopes, sg, fresh = slot(q.cur.scopes, func(sg *scopeGroup) bool { return sg.scope == scope })
+	if fresh {
+		sg.scope, sg.encoded = scope, sg.encoded[:0]
+	}
+	sg.encoded = q.enc.encodeSpan(sg.encoded, s)
+	q.cur.n++
+	q.queued++
+	wake := false
+	if q.cur.n >= q.opts.MaxExportBatchSize {
+		q.full = append(q.full, q.cur)
+		q.cur = nil
+		wake = !q.woken
+		q.woken = true
+	}
+	q.mu.Unlock()
+	if wake {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// droppedCount is the number of spans dropped so far.
+func (q *spanQueue) droppedCount() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped
+}
+
+// run exports when a batch is full, the delay is up or a flush is asked
+// for, until shutdown; then it exports what is left.
+func (q *spanQueue) run() {
+	defer close(q.stopped)
+	timer := time.NewTimer(q.opts.ScheduleDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-q.stop:
+			q.exportQueued(true)
+			return
+		case <-timer.C:
+			q.exportQueued(true)
+		case <-q.wake:
+			q.exportQueued(false)
+		case flushed := <-q.flush:
+			q.exportQueued(true)
+			close(flushed)
+		}
+		timer.Reset(q.opts.ScheduleDelay)
+	}
+}
+
+// exportQueued exports the full batches and, with all, the one filling,
+// in order, and keeps their buffers for reuse.
+func (q *spanQueue) exportQueued(all bool) {
+	q.mu.Lock()
+	batches := q.full
+	q.full = nil
+	if all && q.cur != nil {
+		batches = append(batches, q.cur)
+		q.cur = nil
+	}
+	for _, b := range batches {
+		q.queued -= b.n
+	}
+	q.woken = false
+	q.mu.Unlock()
+	for _, b := range batches {
+		q.export(b)
+	}
+	q.mu.Lock()
+	for _, b := range batches {
+		b.n = 0
+		b.scopes = b.scopes[:0] // slot reuses each scope's buffer
+		q.free = append(q.free, b)
+	}
+	if extra := len(q.free) - q.opts.MaxQueueSize/q.opts.MaxExportBatchSize - 1; extra > 0 {
+		clear(q.free[len(q.free)-extra:]) // a burst's buffers are not kept
+		q.free = q.free[:len(q.free)-extra]
+	}
+	q.mu.Unlock()
+}
+
+// export sends one batch within the export timeout; errors go to the
+// OpenTelemetry error handler, as the SDK's processor reports them.
+func (q *spanQueue) export(b *encodedBatch) {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), q.opts.ExportTimeout, errors.New("span export timed out"))
+	defer cancel()
+	if err := q.x.exportEncoded(ctx, q.res, b.scopes); err != nil {
+		otel.Handle(err)
+	}
+}
+
+// forceFlush exports everything queued before the call and waits for it,
+// or for ctx.
+func (q *spanQueue) forceFlush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	flushed := make(chan struct{})
+	select {
+	case q.flush <- flushed:
+	case <-q.stopped: // shut down: nothing is queued
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-flushed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shutdown stops queueing and exports what is queued, waiting at most
+// until ctx is done. Later calls do nothing.
+func (q *spanQueue) shutdown(ctx context.Context) error {
+	var err error
+	q.stopOnce.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		close(q.stop)
+		select {
+		case <-q.stopped:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	})
+	return err
+}
