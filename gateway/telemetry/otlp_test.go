@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -173,29 +172,14 @@ func (c *captureProcessor) OnEnd(s sdktrace.ReadOnlySpan)                   { c.
 func (c *captureProcessor) Shutdown(context.Context) error                  { return nil }
 func (c *captureProcessor) ForceFlush(context.Context) error                { return nil }
 
-// chatSpans records the four spans of n chat calls, with the attributes the
-// gateway sets.
+// chatSpans records the four spans of n chat calls (chatCall) with the SDK.
 func chatSpans(tb testing.TB, n int) []sdktrace.ReadOnlySpan {
 	tb.Helper()
 	var got []sdktrace.ReadOnlySpan
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(&captureProcessor{f: func(s sdktrace.ReadOnlySpan) { got = append(got, s) }}))
 	server, policy, upstream := tp.Tracer("github.com/regate/gateway/gateway/httpapi"), tp.Tracer("github.com/regate/gateway/gateway/telemetry"), tp.Tracer("github.com/regate/gateway/gateway/proxy")
 	for range n {
-		ctx, s := server.Start(context.Background(), "POST /v1/chat/completions", trace.WithSpanKind(trace.SpanKindServer))
-		_, a := server.Start(ctx, "authenticate")
-		a.SetAttributes(attribute.String("gateway.key_alias", "alice-ops"), attribute.String("gateway.team_id", "research"))
-		a.End()
-		_, p := policy.Start(ctx, "policy.decision")
-		p.SetAttributes(attribute.String("gateway.decision", "allow"), attribute.String("gateway.bundle_revision", "sha256:0123456789abcdef"),
-			attribute.String("gateway.model.requested", "fast"), attribute.String("gateway.model.resolved", "gpt-4o"), attribute.String("gateway.route_class", "inference"))
-		p.End()
-		_, u := upstream.Start(ctx, "upstream chat.completions", trace.WithSpanKind(trace.SpanKindClient))
-		u.SetAttributes(attribute.String("gen_ai.system", "openai"), attribute.String("gateway.model_group", "gpt-4o"), attribute.Int("http.response.status_code", 200))
-		u.End()
-		s.SetAttributes(attribute.String("http.request.method", "POST"), attribute.String("url.scheme", "http"), attribute.String("url.path", "/v1/chat/completions"),
-			attribute.String("http.route", "/v1/chat/completions"), attribute.Int("http.response.status_code", 200), attribute.String("client.address", "127.0.0.1"),
-			attribute.String("gateway.request_id", "0123456789abcdef"))
-		s.End()
+		chatCall(server, policy, upstream)
 	}
 	return got
 }

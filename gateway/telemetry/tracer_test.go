@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -481,4 +482,82 @@ func TestSamplerFromEnv(t *testing.T) {
 			t.Errorf("SamplerFromEnv(%v) = %v, %v; want %s", tc.env, s, err, tc.want)
 		}
 	}
+}
+
+// chatCall records the four spans of a chat call with tp, with the
+// attributes the gateway sets, handing them over in spanattr buffers as
+// the gateway does.
+func chatCall(server, policy, upstream trace.Tracer) {
+	set := func(s trace.Span, kvs ...attribute.KeyValue) {
+		buf := spanattr.Get()
+		spanattr.Set(s, buf, append(buf[:0], kvs...))
+	}
+	ctx, s := server.Start(context.Background(), "POST /v1/chat/completions", trace.WithSpanKind(trace.SpanKindServer))
+	_, a := server.Start(ctx, "authenticate")
+	set(a, attribute.String("gateway.auth.result", "ok"), attribute.String("gateway.key_alias", "alice-ops"), attribute.String("gateway.team_id", "research"))
+	a.End()
+	_, p := policy.Start(ctx, "policy.decision")
+	set(p, attribute.String("gateway.route", "inference"), attribute.String("gateway.policy.revision", "sha256:0123456789abcdef"),
+		attribute.String("gateway.model.requested", "fast"), attribute.String("gateway.model.resolved", "gpt-4o"), attribute.String("gateway.decision", "allow"))
+	p.End()
+	_, u := upstream.Start(ctx, "upstream chat.completions", trace.WithSpanKind(trace.SpanKindClient))
+	set(u, attribute.Int("gateway.attempts", 1), attribute.String("gateway.provider", "openai"), attribute.String("gateway.model_group", "gpt-4o"),
+		attribute.String("gateway.deployment", "gpt-4o-0"), attribute.Int("http.response.status_code", 200))
+	u.End()
+	set(s, attribute.String("http.request.method", "POST"), attribute.String("url.scheme", "http"), attribute.String("url.path", "/v1/chat/completions"),
+		attribute.String("http.route", "/v1/chat/completions"), attribute.Int("http.response.status_code", 200), attribute.String("client.address", "127.0.0.1"),
+		attribute.String("gateway.request_id", "0123456789abcdef"))
+	s.End()
+}
+
+// BenchmarkProviderSpans records and exports a chat call's four spans
+// (chatCall) with the OpenTelemetry SDK's tracer provider and batch span
+// processor, and with the gateway's Provider, both exporting through the
+// gateway's OTLP exporter to a client that marshals each batch as the real
+// ones do. ns/op is the recording goroutine's time; cpu-ns/op is the
+// process CPU per call, the batching goroutine, the export and garbage
+// collection included.
+func BenchmarkProviderSpans(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		tp   func(exp sdktrace.SpanExporter) (trace.TracerProvider, func(context.Context) error)
+	}{
+		{"sdk", func(exp sdktrace.SpanExporter) (trace.TracerProvider, func(context.Context) error) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+			return tp, tp.Shutdown
+		}},
+		{"gateway", func(exp sdktrace.SpanExporter) (trace.TracerProvider, func(context.Context) error) {
+			tp := NewProvider(ProviderConfig{Exporter: exp})
+			return tp, tp.Shutdown
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			exp, err := NewExporter(b.Context(), marshalClient{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tp, shutdown := c.tp(exp)
+			server, policy, upstream := tp.Tracer("github.com/regate/gateway/gateway/httpapi"),
+				tp.Tracer("github.com/regate/gateway/gateway/telemetry"), tp.Tracer("github.com/regate/gateway/gateway/proxy")
+			b.ReportAllocs()
+			start := processCPU(b)
+			for b.Loop() {
+				chatCall(server, policy, upstream)
+			}
+			if err := shutdown(context.Background()); err != nil { // the last batches count too
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
