@@ -27,29 +27,31 @@ import (
 
 // Provider is the gateway's OpenTelemetry tracer provider. It implements
 // the OpenTelemetry trace API (go.opentelemetry.io/otel/trace) and takes
-// the SDK's samplers, span limits and exporters, but records spans itself:
-// the SDK's span machinery (a span object, then a snapshot of it for the
-// processors, attribute slices grown per call, a channel send per ended
-// span) cost about a fifth of the gateway's own CPU per chat call, twice
-// the budget (BENCHMARKS.md). A span here is one allocation; its attributes
-// live in a buffer that goes back to a pool once the span is exported; an
-// ended span is appended to a queue that a goroutine exports in batches
-// (batcher), straight through the gateway's OTLP encoder when the exporter
-// is an *Exporter.
+// the SDK's samplers, span limits and exporters, but records spans itself.
+// The SDK's span machinery (a span object, then a snapshot of it for the
+// processors, attribute slices grown per call, a channel send and a
+// goroutine wake-up per ended span, the spans read again on another CPU
+// to export them) cost 15–25% of the gateway's own CPU per chat call,
+// against a budget of 10% (BENCHMARKS.md, docs/DECISIONS.md). Here a span
+// is one allocation; attributes handed over in a spanattr buffer are kept,
+// not copied; and a span is encoded to OTLP as it ends, on its own
+// goroutine, into a batch that one goroutine exports (spanQueue) when the
+// exporter is an *Exporter.
 //
-// Spans follow the SDK's rules (checked against it in tracer_test.go):
-// parent and sampling decisions, trace state, flags, attribute, event and
-// link limits (the last value of a repeated attribute key wins), status
-// precedence, end timestamps. Two things are left out: End does not
-// record a panic in flight as an exception event, and attribute values of
-// the generic SLICE and MAP types are neither truncated nor normalised.
+// Spans follow the SDK's rules (TestProviderMatchesSDK compares the OTLP
+// output of both): parent and sampling decisions, trace state, flags,
+// attribute, event and link limits (the last value of a repeated
+// attribute key wins), status precedence, end timestamps. Left out: End
+// does not record a panic in flight as an exception event; attribute
+// values of the generic SLICE and MAP types are neither truncated nor
+// normalised; Parent has no trace state; no child count is kept.
 type Provider struct {
 	embedded.TracerProvider
 
 	res     *resource.Resource
 	sampler sdktrace.Sampler
 	limits  sdktrace.SpanLimits
-	ids     sdktrace.IDGenerator // nil: randomIDs
+	ids     sdktrace.IDGenerator // nil: random ids (newIDs)
 
 	exporter sdktrace.SpanExporter
 	queue    *spanQueue // when the exporter is an *Exporter
