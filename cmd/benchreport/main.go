@@ -27,10 +27,10 @@ import (
 
 // suite is one go test -bench run.
 type suite struct {
-	title   string
-	pkg     string
-	bench   string // -bench pattern
-	times   string // -benchtime
+	title string
+	pkg   string
+	bench string // -bench pattern
+	times string // -benchtime
 	// count runs the benchmarks this many times (go test -count) with
 	// fresh processes; each figure is then the mean of the runs, and a
 	// target names every run's value.
@@ -96,7 +96,7 @@ var suites = []suite{
 		title: "Tracing and metrics overhead, in process (tests)", pkg: "./tests/",
 		bench: "^BenchmarkOpsTelemetry$", times: "1500x", count: 3,
 		explain: "A chat call through the gateway's handler (in-process mock provider, no network) with everything off, then metrics only, metrics with a no-op tracer, metrics with the gateway's tracer provider tracing every request (batching to the gateway's OTLP exporter, whose client marshals each batch and drops it) and sampling 10%, and, for comparison, the OpenTelemetry SDK's tracer provider tracing every request into the same exporter; the configurations run in shuffled blocks within the same run, and the figure is the process CPU per request (the benchmark's own request building and garbage collection included) against the off baseline.",
-		note: "No target here: without sockets, an HTTP server or an upstream connection, the call is about 55–85 µs of CPU, a fifth of what the gateway spends per call in production (above), so the same tracing cost is a larger share of it. Recording and exporting a chat call's four spans costs about 4–6 µs of CPU with the gateway's provider against about 13–16 µs with the SDK's (BenchmarkProviderSpans below, cpu-ns/op); a dropped span (not sampled) still costs an id, a sampling decision, a context and the traceparent sent upstream, so sampling 10% costs more than a tenth of sampling everything. The no-op tracer's figure (its work is well under 1 µs) shows this benchmark's own noise.",
+		note:    "No target here: without sockets, an HTTP server or an upstream connection, the call is about 55–85 µs of CPU, a fifth of what the gateway spends per call in production (above), so the same tracing cost is a larger share of it. Recording and exporting a chat call's four spans costs about 4–6 µs of CPU with the gateway's provider against about 13–16 µs with the SDK's (BenchmarkProviderSpans below, cpu-ns/op); a dropped span (not sampled) still costs an id, a sampling decision, a context and the traceparent sent upstream, so sampling 10% costs more than a tenth of sampling everything. The no-op tracer's figure (its work is well under 1 µs) shows this benchmark's own noise.",
 	},
 	{
 		title: "Decision log (gateway/decisionlog)", pkg: "./gateway/decisionlog/",
