@@ -70,15 +70,7 @@ func testSpans(t *testing.T) []sdktrace.ReadOnlySpan {
 // exactly the messages the official OTLP exporter sends for the same spans.
 func TestExporterMatchesOfficial(t *testing.T) {
 	spans := testSpans(t)
-
-	official := &captureClient{}
-	oexp, err := otlptrace.New(t.Context(), official)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := oexp.ExportSpans(t.Context(), spans); err != nil {
-		t.Fatal(err)
-	}
+	official := officialExport(t, spans)
 
 	ours := &captureClient{}
 	exp, err := NewExporter(t.Context(), ours)
@@ -162,6 +154,21 @@ func TestExporterErrors(t *testing.T) {
 	if err := exp.ExportSpans(t.Context(), nil); err != nil || len(c.uploads) != 1 {
 		t.Errorf("an empty batch: %v, %d uploads; want nothing sent", err, len(c.uploads))
 	}
+}
+
+// officialExport exports spans with the official OTLP exporter and returns
+// what its client received.
+func officialExport(t *testing.T, spans []sdktrace.ReadOnlySpan) *captureClient {
+	t.Helper()
+	c := &captureClient{}
+	exp, err := otlptrace.New(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.ExportSpans(t.Context(), spans); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // captureProcessor hands every ended span to f.

@@ -634,33 +634,21 @@ func (s *span) InstrumentationScope() instrumentation.Scope { return s.tracer.sc
 
 func (s *span) Attributes() []attribute.KeyValue { return s.kv }
 
-func (s *span) Events() []sdktrace.Event {
+func (s *span) Events() []sdktrace.Event { return s.extras().events }
+func (s *span) DroppedEvents() int       { return s.extras().droppedEvents }
+func (s *span) Links() []sdktrace.Link   { return s.extras().links }
+func (s *span) DroppedLinks() int        { return s.extras().droppedLinks }
+
+// extras are the span's events and links, or none.
+func (s *span) extras() *spanEvents {
 	if s.more == nil {
-		return nil
+		return &noEvents
 	}
-	return s.more.events
+	return s.more
 }
 
-func (s *span) DroppedEvents() int {
-	if s.more == nil {
-		return 0
-	}
-	return s.more.droppedEvents
-}
-
-func (s *span) Links() []sdktrace.Link {
-	if s.more == nil {
-		return nil
-	}
-	return s.more.links
-}
-
-func (s *span) DroppedLinks() int {
-	if s.more == nil {
-		return 0
-	}
-	return s.more.droppedLinks
-}
+// noEvents is a span's extras when it has none; never written.
+var noEvents spanEvents
 
 // stub copies the ended span into the SDK's test stub, whose Snapshot is
 // an sdktrace.ReadOnlySpan for exporters other than *Exporter.

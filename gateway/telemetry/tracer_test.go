@@ -12,7 +12,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -162,14 +161,7 @@ func TestProviderMatchesSDK(t *testing.T) {
 			if len(sdkSpans) != n {
 				t.Fatalf("the SDK recorded %d spans, want %d", len(sdkSpans), n)
 			}
-			official := &captureClient{}
-			oexp, err := otlptrace.New(t.Context(), official)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := oexp.ExportSpans(t.Context(), sdkSpans); err != nil {
-				t.Fatal(err)
-			}
+			official := officialExport(t, sdkSpans)
 
 			ours := &captureClient{}
 			exp, err := NewExporter(t.Context(), ours)
