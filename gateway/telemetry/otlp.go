@@ -79,14 +79,7 @@ func (x *Exporter) exportEncoded(ctx context.Context, res *resource.Resource, sc
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	e := &x.enc
-	g := resourceGroup{res: res, scopes: scopes}
-	if len(e.out) == 0 {
-		e.out = append(e.out, nil)
-	}
-	e.out[0] = e.resourceSpans(e.out[0][:0], &g)
-	m := &tracepb.ResourceSpans{}
-	m.ProtoReflect().SetUnknown(protoreflect.RawFields(e.out[0]))
-	e.msgs = append(e.msgs[:0], m)
+	e.msgs = append(e.msgs[:0], e.message(0, &resourceGroup{res: res, scopes: scopes}))
 	return x.upload(ctx, e.msgs)
 }
 
@@ -213,22 +206,28 @@ const (
 // call.
 func (e *spanEncoder) encode(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
 	e.group(spans)
-	for len(e.out) < len(e.groups) {
-		e.out = append(e.out, nil)
-	}
 	e.msgs = e.msgs[:0]
 	for i := range e.groups {
 		g := &e.groups[i]
-		e.out[i] = e.resourceSpans(e.out[i][:0], g)
-		m := &tracepb.ResourceSpans{}
-		m.ProtoReflect().SetUnknown(protoreflect.RawFields(e.out[i]))
-		e.msgs = append(e.msgs, m)
+		e.msgs = append(e.msgs, e.message(i, g))
 		for j := range g.scopes {
 			clear(g.scopes[j].spans) // let the spans go
 		}
 		g.res = nil
 	}
 	return e.msgs
+}
+
+// message encodes g into output buffer i and returns it as a
+// ResourceSpans holding it as raw fields.
+func (e *spanEncoder) message(i int, g *resourceGroup) *tracepb.ResourceSpans {
+	for len(e.out) <= i {
+		e.out = append(e.out, nil)
+	}
+	e.out[i] = e.resourceSpans(e.out[i][:0], g)
+	m := &tracepb.ResourceSpans{}
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(e.out[i]))
+	return m
 }
 
 // group sorts spans into e.groups, keeping the groups' slices.
@@ -432,23 +431,14 @@ func (e *spanEncoder) keyValue(b []byte, d int, num protowire.Number, kv attribu
 
 // scalarKeyValue appends kv as field num straight to b, its lengths
 // computed rather than found by encoding into scratch buffers first, when
-// its value is a string, an integer, a float or a bool: most attributes.
-// The bytes are those keyValue writes.
+// its value is a scalar: most attributes. The bytes are those keyValue
+// writes.
 func scalarKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) ([]byte, bool) {
-	var anyLen int
-	switch kv.Value.Type() {
-	case attribute.STRING:
-		n := len(kv.Value.AsString())
-		anyLen = protowire.SizeTag(fAnyString) + protowire.SizeBytes(n)
-	case attribute.INT64:
-		anyLen = protowire.SizeTag(fAnyInt) + protowire.SizeVarint(uint64(kv.Value.AsInt64()))
-	case attribute.FLOAT64:
-		anyLen = protowire.SizeTag(fAnyDouble) + protowire.SizeFixed64()
-	case attribute.BOOL:
-		anyLen = protowire.SizeTag(fAnyBool) + protowire.SizeVarint(protowire.EncodeBool(kv.Value.AsBool()))
-	default:
+	v, ok := scalarOf(kv.Value)
+	if !ok {
 		return b, false
 	}
+	anyLen := v.size()
 	kvLen := protowire.SizeTag(fKeyValueValue) + protowire.SizeBytes(anyLen)
 	if kv.Key != "" {
 		kvLen += protowire.SizeTag(fKeyValueKey) + protowire.SizeBytes(len(kv.Key))
@@ -458,40 +448,67 @@ func scalarKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) ([]by
 	b = appendString(b, fKeyValueKey, string(kv.Key))
 	b = protowire.AppendTag(b, fKeyValueValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(anyLen))
-	switch kv.Value.Type() {
+	return v.appendTo(b), true
+}
+
+// scalar is an attribute value that an AnyValue holds as one scalar field:
+// a string, an integer, a float or a bool.
+type scalar struct {
+	num protowire.Number
+	typ protowire.Type
+	u   uint64 // the varint or fixed64 payload
+	s   string // the bytes payload
+}
+
+// scalarOf reports v as a scalar, if it is one.
+func scalarOf(v attribute.Value) (scalar, bool) {
+	switch v.Type() {
 	case attribute.STRING:
-		b = protowire.AppendTag(b, fAnyString, protowire.BytesType)
-		b = protowire.AppendString(b, kv.Value.AsString())
+		return scalar{num: fAnyString, typ: protowire.BytesType, s: v.AsString()}, true
 	case attribute.INT64:
-		b = protowire.AppendTag(b, fAnyInt, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(kv.Value.AsInt64()))
+		return scalar{num: fAnyInt, typ: protowire.VarintType, u: uint64(v.AsInt64())}, true
 	case attribute.FLOAT64:
-		b = protowire.AppendTag(b, fAnyDouble, protowire.Fixed64Type)
-		b = protowire.AppendFixed64(b, math.Float64bits(kv.Value.AsFloat64()))
+		return scalar{num: fAnyDouble, typ: protowire.Fixed64Type, u: math.Float64bits(v.AsFloat64())}, true
 	case attribute.BOOL:
-		b = protowire.AppendTag(b, fAnyBool, protowire.VarintType)
-		b = protowire.AppendVarint(b, protowire.EncodeBool(kv.Value.AsBool()))
+		return scalar{num: fAnyBool, typ: protowire.VarintType, u: protowire.EncodeBool(v.AsBool())}, true
 	}
-	return b, true
+	return scalar{}, false
+}
+
+// size is the length of the field appendTo writes.
+func (v scalar) size() int {
+	n := protowire.SizeTag(v.num)
+	switch v.typ {
+	case protowire.BytesType:
+		return n + protowire.SizeBytes(len(v.s))
+	case protowire.Fixed64Type:
+		return n + protowire.SizeFixed64()
+	default:
+		return n + protowire.SizeVarint(v.u)
+	}
+}
+
+// appendTo appends the field, written even when zero (a oneof member).
+func (v scalar) appendTo(b []byte) []byte {
+	b = protowire.AppendTag(b, v.num, v.typ)
+	switch v.typ {
+	case protowire.BytesType:
+		return protowire.AppendString(b, v.s)
+	case protowire.Fixed64Type:
+		return protowire.AppendFixed64(b, v.u)
+	default:
+		return protowire.AppendVarint(b, v.u)
+	}
 }
 
 // anyValue encodes an AnyValue into the depth-d buffer. Oneof members are
 // written even when zero, as protobuf does.
 func (e *spanEncoder) anyValue(d int, v attribute.Value) []byte {
 	m := e.buf(d)
+	if sv, ok := scalarOf(v); ok {
+		return e.keep(d, sv.appendTo(m))
+	}
 	switch v.Type() {
-	case attribute.BOOL:
-		m = protowire.AppendTag(m, fAnyBool, protowire.VarintType)
-		m = protowire.AppendVarint(m, protowire.EncodeBool(v.AsBool()))
-	case attribute.INT64:
-		m = protowire.AppendTag(m, fAnyInt, protowire.VarintType)
-		m = protowire.AppendVarint(m, uint64(v.AsInt64()))
-	case attribute.FLOAT64:
-		m = protowire.AppendTag(m, fAnyDouble, protowire.Fixed64Type)
-		m = protowire.AppendFixed64(m, math.Float64bits(v.AsFloat64()))
-	case attribute.STRING:
-		m = protowire.AppendTag(m, fAnyString, protowire.BytesType)
-		m = protowire.AppendString(m, v.AsString())
 	case attribute.BYTESLICE:
 		m = protowire.AppendTag(m, fAnyBytes, protowire.BytesType)
 		m = protowire.AppendBytes(m, v.AsByteSlice())
