@@ -3,7 +3,6 @@ package telemetry
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -30,30 +29,24 @@ type BatchOptions struct {
 	MaxExportBatchSize int
 }
 
-// BatchOptionsFromEnv reads OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT
+// batchOptionsFromEnv reads OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT
 // (milliseconds), OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BSP_MAX_EXPORT_BATCH_SIZE
-// through env (nil means os.LookupEnv), as the SDK's batch processor does:
-// a value that is not a positive integer leaves the default.
-func BatchOptionsFromEnv(env func(string) (string, bool)) BatchOptions {
-	if env == nil {
-		env = os.LookupEnv
-	}
-	num := func(key string, def int) int {
-		v, ok := env(key)
-		if !ok || v == "" {
-			return def
-		}
+// through env, as the SDK's batch processor does: a value that is not a
+// positive integer leaves the default (normalised fills it in).
+func batchOptionsFromEnv(env func(string) (string, bool)) BatchOptions {
+	num := func(key string) int {
+		v, _ := env(key)
 		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return def
+		if err != nil {
+			return 0
 		}
 		return n
 	}
 	o := BatchOptions{
-		ScheduleDelay:      time.Duration(num("OTEL_BSP_SCHEDULE_DELAY", sdktrace.DefaultScheduleDelay)) * time.Millisecond,
-		ExportTimeout:      time.Duration(num("OTEL_BSP_EXPORT_TIMEOUT", sdktrace.DefaultExportTimeout)) * time.Millisecond,
-		MaxQueueSize:       num("OTEL_BSP_MAX_QUEUE_SIZE", sdktrace.DefaultMaxQueueSize),
-		MaxExportBatchSize: num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", sdktrace.DefaultMaxExportBatchSize),
+		ScheduleDelay:      time.Duration(num("OTEL_BSP_SCHEDULE_DELAY")) * time.Millisecond,
+		ExportTimeout:      time.Duration(num("OTEL_BSP_EXPORT_TIMEOUT")) * time.Millisecond,
+		MaxQueueSize:       num("OTEL_BSP_MAX_QUEUE_SIZE"),
+		MaxExportBatchSize: num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
 	}
 	return o.normalised()
 }
@@ -106,9 +99,8 @@ type spanQueue struct {
 	queued  int             // spans in cur and full
 	closed  bool
 	dropped uint64
-	woken   bool // a wake-up is pending
 
-	wake    chan struct{}      // a full batch waits; capacity 1
+	wake    chan struct{}      // a full batch waits; capacity 1, so wake-ups coalesce
 	flush   chan chan struct{} // export what is queued, then close the channel
 	stop    chan struct{}
 	stopped chan struct{} // closed when the goroutine has exported the rest
@@ -137,14 +129,14 @@ func newSpanQueue(opts BatchOptions, x *Exporter, res *resource.Resource) *spanQ
 	return q
 }
 
-// add encodes s into the current batch, or drops it (reporting false) when
-// the queue is full or shut down.
-func (q *spanQueue) add(s *span) bool {
+// add encodes s into the current batch, or drops it when the queue is
+// full or shut down.
+func (q *spanQueue) add(s *span) {
 	q.mu.Lock()
 	if q.closed || q.queued >= q.opts.MaxQueueSize {
 		q.dropped++
 		q.mu.Unlock()
-		return false
+		return
 	}
 	if q.cur == nil {
 		if n := len(q.free); n > 0 {
@@ -163,21 +155,18 @@ func (q *spanQueue) add(s *span) bool {
 	sg.encoded = q.enc.encodeSpan(sg.encoded, s)
 	q.cur.n++
 	q.queued++
-	wake := false
-	if q.cur.n >= q.opts.MaxExportBatchSize {
+	full := q.cur.n >= q.opts.MaxExportBatchSize
+	if full {
 		q.full = append(q.full, q.cur)
 		q.cur = nil
-		wake = !q.woken
-		q.woken = true
 	}
 	q.mu.Unlock()
-	if wake {
+	if full {
 		select {
 		case q.wake <- struct{}{}:
-		default:
+		default: // a wake-up is pending already
 		}
 	}
-	return true
 }
 
 // droppedCount is the number of spans dropped so far.
@@ -223,7 +212,6 @@ func (q *spanQueue) exportQueued(all bool) {
 	for _, b := range batches {
 		q.queued -= b.n
 	}
-	q.woken = false
 	q.mu.Unlock()
 	for _, b := range batches {
 		q.export(b)

@@ -467,12 +467,9 @@ func dedup(kvs []attribute.KeyValue) []attribute.KeyValue {
 	return out
 }
 
-// truncate shortens string values to limit characters (limit < 0: no
-// limit), keeping valid UTF-8, as the SDK does.
+// truncate shortens string values to limit (≥ 0) characters, keeping
+// valid UTF-8, as the SDK does.
 func truncate(limit int, kv attribute.KeyValue) attribute.KeyValue {
-	if limit < 0 {
-		return kv
-	}
 	switch kv.Value.Type() {
 	case attribute.STRING:
 		if v := kv.Value.AsString(); len(v) > limit {
@@ -530,7 +527,7 @@ func (s *span) RecordError(err error, opts ...trace.EventOption) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !!s.ended.Load() {
+	if s.ended.Load() {
 		return
 	}
 	opts = append(opts, trace.WithAttributes(
@@ -561,11 +558,8 @@ func (s *span) addEvent(name string, c trace.EventConfig) {
 	if s.more == nil {
 		s.more = new(spanEvents)
 	}
-	e := sdktrace.Event{Name: name, Attributes: c.Attributes(), Time: c.Timestamp()}
-	if limit := s.tracer.p.limits.AttributePerEventCountLimit; limit >= 0 && len(e.Attributes) > limit {
-		e.DroppedAttributeCount = len(e.Attributes) - limit
-		e.Attributes = e.Attributes[:limit]
-	}
+	e := sdktrace.Event{Name: name, Time: c.Timestamp()}
+	e.Attributes, e.DroppedAttributeCount = capped(c.Attributes(), s.tracer.p.limits.AttributePerEventCountLimit)
 	s.more.events, s.more.droppedEvents = evict(s.more.events, e, s.more.droppedEvents, s.tracer.p.limits.EventCountLimit)
 }
 
@@ -585,12 +579,18 @@ func (s *span) addLink(l trace.Link) {
 	if s.more == nil {
 		s.more = new(spanEvents)
 	}
-	link := sdktrace.Link{SpanContext: l.SpanContext, Attributes: l.Attributes}
-	if limit := s.tracer.p.limits.AttributePerLinkCountLimit; limit >= 0 && len(link.Attributes) > limit {
-		link.DroppedAttributeCount = len(link.Attributes) - limit
-		link.Attributes = link.Attributes[:limit]
-	}
+	link := sdktrace.Link{SpanContext: l.SpanContext}
+	link.Attributes, link.DroppedAttributeCount = capped(l.Attributes, s.tracer.p.limits.AttributePerLinkCountLimit)
 	s.more.links, s.more.droppedLinks = evict(s.more.links, link, s.more.droppedLinks, s.tracer.p.limits.LinkCountLimit)
+}
+
+// capped cuts attrs to limit (limit < 0: no limit) and says how many it
+// dropped: an event's or a link's attributes.
+func capped(attrs []attribute.KeyValue, limit int) ([]attribute.KeyValue, int) {
+	if limit >= 0 && len(attrs) > limit {
+		return attrs[:limit], len(attrs) - limit
+	}
+	return attrs, 0
 }
 
 // evict appends x to q, first dropping the oldest element when q holds

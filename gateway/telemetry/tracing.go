@@ -103,7 +103,7 @@ func NewTracerProvider(ctx context.Context, cfg TracingConfig) (*Provider, error
 		Exporter: exp,
 		Resource: res,
 		Sampler:  sampler,
-		Batch:    BatchOptionsFromEnv(env),
+		Batch:    batchOptionsFromEnv(env),
 	}), nil
 }
 
@@ -120,10 +120,10 @@ var ErrBadSampler = errors.New("bad trace sampler setting")
 func SamplerFromEnv(env func(string) (string, bool)) (sdktrace.Sampler, error) {
 	name, _ := env("OTEL_TRACES_SAMPLER")
 	name = strings.ToLower(strings.TrimSpace(name))
-	arg, hasArg := env("OTEL_TRACES_SAMPLER_ARG")
+	arg, _ := env("OTEL_TRACES_SAMPLER_ARG")
 	arg = strings.TrimSpace(arg)
 	ratio := func() (sdktrace.Sampler, error) {
-		if !hasArg || arg == "" {
+		if arg == "" {
 			return sdktrace.TraceIDRatioBased(1), nil
 		}
 		v, err := strconv.ParseFloat(arg, 64)
