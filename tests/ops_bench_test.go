@@ -55,11 +55,7 @@ func (discardClient) UploadTraces(_ context.Context, rss []*tracepb.ResourceSpan
 // it up (batching to the gateway's OTLP exporter), with sampler s and a
 // client that drops the batches.
 func benchTracerProvider(b *testing.B, s sdktrace.Sampler) *telemetry.Provider {
-	exp, err := telemetry.NewExporter(b.Context(), discardClient{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tp := telemetry.NewProvider(telemetry.ProviderConfig{Exporter: exp, Sampler: s})
+	tp := telemetry.NewProvider(telemetry.ProviderConfig{Exporter: discardExporter(b), Sampler: s})
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return tp
 }
@@ -68,13 +64,19 @@ func benchTracerProvider(b *testing.B, s sdktrace.Sampler) *telemetry.Provider {
 // batch span processor and the gateway's OTLP exporter, always sampling:
 // what the gateway used before it had its own Provider.
 func benchSDKProvider(b *testing.B) *sdktrace.TracerProvider {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter(b)))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
+}
+
+// discardExporter is the gateway's OTLP exporter with a client that drops
+// the batches.
+func discardExporter(b *testing.B) *telemetry.Exporter {
 	exp, err := telemetry.NewExporter(b.Context(), discardClient{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
-	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp
+	return exp
 }
 
 // cpuTime is the process's user and system CPU time so far.
