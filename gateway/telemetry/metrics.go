@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,30 @@ type Metrics struct {
 	upstreamDur     *prometheus.HistogramVec
 	upstreamTTFB    *prometheus.HistogramVec
 	upstreamErrors  *prometheus.CounterVec
+
+	// The series of each label set seen, so that a request looks its
+	// series up once instead of hashing its label values per metric
+	// (WithLabelValues). Every label set is bounded, so these are too.
+	requestSeries  sync.Map // requestKey → *requestSeries
+	decisionSeries sync.Map // [2]string{class, result} → prometheus.Counter
+	upstreamSeries sync.Map // [2]string{provider, model name} → *upstreamSeries
+	policyDecision prometheus.Observer
+	policyVisible  prometheus.Observer
+}
+
+type requestKey struct {
+	class, method string
+	status        int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+type upstreamSeries struct {
+	duration, ttfb  prometheus.Observer
+	provider, group string // the label values
 }
 
 // Histogram buckets in seconds. Model calls take from milliseconds to
@@ -99,6 +124,9 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 		Name: "gateway_upstream_errors_total",
 		Help: "Upstream failures by provider, model group and kind (unavailable, timeout, status_3xx, status_4xx, status_429, status_5xx, stream).",
 	}, []string{"provider", "model_group", "kind"})
+
+	m.policyDecision = m.policyDuration.WithLabelValues(queryDecision)
+	m.policyVisible = m.policyDuration.WithLabelValues(queryVisibleModels)
 
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "gateway_build_info",
@@ -158,35 +186,68 @@ func (m *Metrics) Handler() http.Handler {
 // ObserveRequest records one HTTP request. class is its route class, empty
 // for unmatched requests.
 func (m *Metrics) ObserveRequest(class, method string, status int, d time.Duration) {
-	class = orDefault(class, OtherLabel)
-	method = boundedMethod(method)
-	m.requests.WithLabelValues(class, method, strconv.Itoa(status)).Inc()
-	m.requestDuration.WithLabelValues(class, method).Observe(d.Seconds())
+	k := requestKey{orDefault(class, OtherLabel), boundedMethod(method), status}
+	v, ok := m.requestSeries.Load(k)
+	if !ok {
+		v, _ = m.requestSeries.LoadOrStore(k, &requestSeries{
+			count:    m.requests.WithLabelValues(k.class, k.method, strconv.Itoa(status)),
+			duration: m.requestDuration.WithLabelValues(k.class, k.method),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 // ObservePolicy records one policy evaluation: query is "decision" or
 // "visible_models", result "allow", "deny" or "error".
 func (m *Metrics) ObservePolicy(query, class, result string, d time.Duration) {
-	m.policyDuration.WithLabelValues(query).Observe(d.Seconds())
-	if query == queryDecision {
-		m.decisions.WithLabelValues(orDefault(class, OtherLabel), result).Inc()
+	if query != queryDecision {
+		m.policyVisible.Observe(d.Seconds())
+		return
 	}
+	m.policyDecision.Observe(d.Seconds())
+	k := [2]string{orDefault(class, OtherLabel), result}
+	c, ok := m.decisionSeries.Load(k)
+	if !ok {
+		c, _ = m.decisionSeries.LoadOrStore(k, m.decisions.WithLabelValues(k[0], k[1]))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // ObserveUpstream records one upstream call; it is the proxy's Observer.
 func (m *Metrics) ObserveUpstream(o *proxy.Outcome) {
 	for _, f := range o.Failures {
-		provider, group := m.deploymentLabels(f.Deployment)
-		m.upstreamErrors.WithLabelValues(provider, group, failureKind(f)).Inc()
+		s := m.upstream(f.Deployment)
+		m.upstreamErrors.WithLabelValues(s.provider, s.group, failureKind(f)).Inc()
 	}
 	if o.Deployment == nil {
 		return
 	}
-	provider, group := m.deploymentLabels(o.Deployment)
-	m.upstreamDur.WithLabelValues(provider, group).Observe(o.Duration.Seconds())
+	s := m.upstream(o.Deployment)
+	s.duration.Observe(o.Duration.Seconds())
 	if o.TTFB > 0 {
-		m.upstreamTTFB.WithLabelValues(provider, group).Observe(o.TTFB.Seconds())
+		s.ttfb.Observe(o.TTFB.Seconds())
 	}
+}
+
+// upstream returns the upstream series of deployment d. Deployments come
+// from the configuration, so their provider and model names are bounded.
+func (m *Metrics) upstream(d *gateway.Deployment) *upstreamSeries {
+	var k [2]string
+	if d != nil {
+		k = [2]string{d.Provider, d.ModelName}
+	}
+	v, ok := m.upstreamSeries.Load(k)
+	if !ok {
+		provider, group := m.deploymentLabels(d)
+		v, _ = m.upstreamSeries.LoadOrStore(k, &upstreamSeries{
+			duration: m.upstreamDur.WithLabelValues(provider, group),
+			ttfb:     m.upstreamTTFB.WithLabelValues(provider, group),
+			provider: provider, group: group,
+		})
+	}
+	return v.(*upstreamSeries)
 }
 
 // deploymentLabels returns the provider and model group labels of d. The
