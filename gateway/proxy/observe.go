@@ -2,12 +2,12 @@ package proxy
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/gateway"
@@ -64,9 +64,6 @@ type Outcome struct {
 	ClientGone bool
 }
 
-// traceContext is the propagator of the upstream call: W3C trace context.
-var traceContext propagation.TraceContext
-
 const tracerName = "github.com/regate/gateway/gateway/proxy"
 
 // startSpan starts the upstream call's client span when tracing is on.
@@ -99,35 +96,26 @@ func (p *Proxy) spanName(operation string) string {
 	return name
 }
 
-// inject sends the current trace context to the upstream.
-func (p *Proxy) inject(areq *http.Request) {
-	if p.tracer != nil {
-		traceContext.Inject(areq.Context(), traceCarrier(areq.Header))
+// setTraceContext sends sc to the upstream as W3C trace context, as
+// propagation.TraceContext's Inject does, but from the span context the
+// call already holds rather than looked up in the request's context, and
+// with the headers set under their canonical names (Header.Set would
+// canonicalise them on every call). An invalid sc sets nothing.
+func setTraceContext(h http.Header, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
 	}
-}
-
-// traceCarrier sets W3C trace context headers under their canonical names
-// directly; http.Header.Set would canonicalise (and allocate) the key on
-// every call.
-type traceCarrier http.Header
-
-// Get implements propagation.TextMapCarrier.
-func (c traceCarrier) Get(key string) string { return http.Header(c).Get(key) }
-
-// Set implements propagation.TextMapCarrier.
-func (c traceCarrier) Set(key, value string) {
-	switch key {
-	case "traceparent":
-		c["Traceparent"] = []string{value}
-	case "tracestate":
-		c["Tracestate"] = []string{value}
-	default:
-		http.Header(c).Set(key, value)
+	if ts := sc.TraceState().String(); ts != "" {
+		h["Tracestate"] = []string{ts}
 	}
+	var b [55]byte // 00-<trace id>-<span id>-<flags>
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	hex.Encode(b[3:35], tid[:])
+	hex.Encode(b[36:52], sid[:])
+	hex.Encode(b[53:], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
+	h["Traceparent"] = []string{string(b[:])}
 }
-
-// Keys implements propagation.TextMapCarrier.
-func (c traceCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // firstByte records the arrival of the first response body byte.
 func (c *call) firstByte() {

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -130,9 +132,10 @@ func TestUpstreamSpan(t *testing.T) {
 	}
 }
 
-// TestTraceCarrier checks that the upstream's trace context headers are set
-// under their canonical names, so Header.Get and the upstream find them.
-func TestTraceCarrier(t *testing.T) {
+// TestSetTraceContext checks that the upstream's trace context headers
+// are what the OpenTelemetry propagator writes, under their canonical
+// names, so Header.Get and the upstream find them.
+func TestSetTraceContext(t *testing.T) {
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	state, err := trace.ParseTraceState("vendor=abc")
@@ -140,27 +143,33 @@ func TestTraceCarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name      string
-		state     trace.TraceState
-		wantState string
+		name  string
+		flags trace.TraceFlags
+		state trace.TraceState
 	}{
-		{"no trace state", trace.TraceState{}, ""},
-		{"trace state", state, "vendor=abc"},
+		{"sampled", trace.FlagsSampled, trace.TraceState{}},
+		{"not sampled", 0, trace.TraceState{}},
+		{"other flag bits", 0xff, trace.TraceState{}},
+		{"trace state", trace.FlagsSampled, state},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: tc.state})
-			h := http.Header{}
-			traceContext.Inject(trace.ContextWithSpanContext(t.Context(), sc), traceCarrier(h))
-			if got, want := h.Get("Traceparent"), "00-"+tid.String()+"-"+sid.String()+"-01"; got != want {
-				t.Errorf("traceparent = %q, want %q", got, want)
+			sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: tc.flags, TraceState: tc.state})
+			want := http.Header{}
+			propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(t.Context(), sc), propagation.HeaderCarrier(want))
+			got := http.Header{}
+			setTraceContext(got, sc)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("headers = %v, want %v", got, want)
 			}
-			if got := h.Get("Tracestate"); got != tc.wantState {
-				t.Errorf("tracestate = %q, want %q", got, tc.wantState)
-			}
-			if got := traceCarrier(h).Get("traceparent"); got == "" {
-				t.Error("traceCarrier.Get(traceparent) is empty after Inject")
+			if got.Get("Traceparent") == "" {
+				t.Error("no traceparent")
 			}
 		})
+	}
+	h := http.Header{}
+	setTraceContext(h, trace.SpanContext{})
+	if len(h) != 0 {
+		t.Errorf("an invalid span context set %v", h)
 	}
 }

@@ -178,6 +178,9 @@ type call struct {
 	failures     []Attempt
 	span         trace.Span
 	method       string
+	// trace is the upstream call's span context, sent upstream; invalid
+	// without tracing.
+	trace trace.SpanContext
 }
 
 type callKey struct{}
@@ -209,6 +212,9 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 	c := &call{req: &req, order: p.rotate(req.Deployments), start: time.Now(), method: r.Method}
 	var ctx context.Context
 	ctx, c.span = p.startSpan(r.Context(), &req)
+	if p.tracer != nil {
+		c.trace = trace.SpanContextFromContext(ctx)
+	}
 	c.clientCtx = ctx
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey{}, c)))
 	p.finish(c, &req)

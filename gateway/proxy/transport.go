@@ -211,7 +211,7 @@ func (p *Proxy) attemptRequest(ctx context.Context, out *http.Request, c *call, 
 	if d.Provider == providerMock && d.MockLatency > 0 && h.Get(mock.HeaderLatency) == "" {
 		h.Set(mock.HeaderLatency, d.MockLatency.String())
 	}
-	p.inject(areq)
+	setTraceContext(areq.Header, c.trace)
 	return areq, nil
 }
 
