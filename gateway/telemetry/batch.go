@@ -145,12 +145,12 @@ func (q *spanQueue) add(s *span) {
 			q.cur = new(encodedBatch)
 		}
 	}
-	scope := s.tracer.scope
+	scope := &s.tracer.scope
 	var sg *scopeGroup
 	var fresh bool
-	q.cur.scopes, sg, fresh = slot(q.cur.scopes, func(sg *scopeGroup) bool { return sg.scope == scope })
+	q.cur.scopes, sg, fresh = slot(q.cur.scopes, func(sg *scopeGroup) bool { return sg.of == scope })
 	if fresh {
-		sg.scope, sg.encoded = scope, sg.encoded[:0]
+		sg.scope, sg.of, sg.encoded = *scope, scope, sg.encoded[:0]
 	}
 	sg.encoded = q.enc.encodeSpan(sg.encoded, s)
 	q.cur.n++

@@ -210,7 +210,10 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg := trace.NewSpanStartConfig(opts...)
+	var cfg trace.SpanConfig
+	if len(opts) > 0 {
+		cfg = trace.NewSpanStartConfig(opts...)
+	}
 	sampleCtx := ctx
 	var psc trace.SpanContext
 	if cfg.NewRoot() {
@@ -234,7 +237,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: res.Tracestate})
 	if res.Decision == sdktrace.Drop {
 		u := &unrecorded{sc: sc, p: t.p}
-		return trace.ContextWithSpan(ctx, u), u
+		return u.ctx.with(ctx, u), u
 	}
 	start := cfg.Timestamp()
 	if start.IsZero() {
@@ -249,7 +252,61 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	s.setAttributes(res.Attributes)
 	s.setAttributes(cfg.Attributes())
-	return trace.ContextWithSpan(ctx, s), s
+	return s.ctx.with(ctx, s), s
+}
+
+// spanCtx is the context a span starts: its parent context with the span
+// as the current span (trace.SpanFromContext), as trace.ContextWithSpan
+// makes, but held in the span rather than allocated next to it.
+type spanCtx struct {
+	context.Context
+	span trace.Span
+}
+
+// with makes c the context of span in parent and returns it.
+func (c *spanCtx) with(parent context.Context, span trace.Span) context.Context {
+	if spanKey == nil {
+		return trace.ContextWithSpan(parent, span)
+	}
+	c.Context, c.span = parent, span
+	return c
+}
+
+// Value returns the span for the trace API's key and asks the parent for
+// any other.
+func (c *spanCtx) Value(key any) any {
+	if key == spanKey {
+		return c.span
+	}
+	return c.Context.Value(key)
+}
+
+// spanKey is the key under which the trace API looks up a context's span:
+// it is unexported, so it is learnt by asking for the span of a context
+// that records the key it is asked for. Should the API stop finding spans
+// that way, spanKey is nil and spanCtx falls back to trace.ContextWithSpan.
+var spanKey = func() any {
+	probe := &keyProbe{Context: context.Background()}
+	trace.SpanFromContext(probe)
+	return probe.key
+}()
+
+func init() {
+	u := new(unrecorded)
+	if spanKey != nil && trace.SpanFromContext(u.ctx.with(context.Background(), u)) != trace.Span(u) {
+		spanKey = nil
+	}
+}
+
+// keyProbe records the last key its Value was asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
 }
 
 // newIDs returns the new span's trace id (its parent's, when valid) and
@@ -287,6 +344,7 @@ type span struct {
 	tracer *tracer
 	sc     trace.SpanContext
 	start  time.Time
+	ctx    spanCtx // the context Start returned
 
 	// The parent, when there is one (its trace state is not kept).
 	parentID     trace.SpanID
@@ -676,8 +734,9 @@ func (s *span) stub() tracetest.SpanStub {
 // the trace to the upstream) and records nothing.
 type unrecorded struct {
 	embedded.Span
-	sc trace.SpanContext
-	p  *Provider
+	sc  trace.SpanContext
+	p   *Provider
+	ctx spanCtx // the context Start returned
 }
 
 func (u *unrecorded) End(...trace.SpanEndOption)              {}

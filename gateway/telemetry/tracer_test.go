@@ -553,3 +553,40 @@ func processCPU(tb testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestProviderContext checks that the context Start returns, which holds
+// the span without trace.ContextWithSpan, is read by the trace API, passes
+// other values and cancellation through, and parents the next span.
+func TestProviderContext(t *testing.T) {
+	if spanKey == nil {
+		t.Fatal("the trace API's span key was not found: every span context falls back to trace.ContextWithSpan")
+	}
+	tp := NewProvider(ProviderConfig{Sampler: sdktrace.AlwaysSample()})
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), key{}, "v"))
+	ctx, s := tp.Tracer("t").Start(parent, "a")
+	if got := trace.SpanFromContext(ctx); got != s {
+		t.Fatalf("SpanFromContext = %v, want the started span", got)
+	}
+	if got := ctx.Value(key{}); got != "v" {
+		t.Errorf("Value(key) = %v, want the parent's", got)
+	}
+	_, child := tp.Tracer("t").Start(ctx, "b")
+	if got := child.(*span).parentID; got != s.SpanContext().SpanID() {
+		t.Errorf("child's parent = %v, want %v", got, s.SpanContext().SpanID())
+	}
+	cancel()
+	select {
+	case <-ctx.Done():
+	default:
+		t.Error("the span's context was not cancelled with its parent")
+	}
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Errorf("Err = %v", ctx.Err())
+	}
+	// Unsampled spans carry their context too.
+	ctx, u := NewProvider(ProviderConfig{Sampler: sdktrace.NeverSample()}).Tracer("t").Start(parent, "c")
+	if trace.SpanFromContext(ctx) != u || !trace.SpanContextFromContext(ctx).Equal(u.SpanContext()) {
+		t.Error("an unsampled span is not its context's span")
+	}
+}
