@@ -85,7 +85,7 @@ func (x *Exporter) exportEncoded(ctx context.Context, res *resource.Resource, sc
 
 // encodeSpan appends sd to b as a ScopeSpans.spans field.
 func (e *spanEncoder) encodeSpan(b []byte, sd exportedSpan) []byte {
-	return appendMessage(b, fScopeSpansSpans, e.span(sd))
+	return e.appendSpan(b, sd)
 }
 
 // Shutdown stops the client; later calls do nothing.
@@ -118,6 +118,9 @@ type scopeGroup struct {
 	// encoded, when not nil, holds the scope's spans already encoded as
 	// ScopeSpans.spans fields (encodeSpan), in place of spans.
 	encoded []byte
+	// of is the scope a Provider's tracer holds, which spanQueue matches
+	// by address rather than by value.
+	of *instrumentation.Scope
 }
 
 // exportedSpan is what the encoder reads of a span: methods of
@@ -287,9 +290,27 @@ func (e *spanEncoder) keep(d int, b []byte) []byte {
 	return b
 }
 
+// tag and uvarint append a field tag and a varint as protowire does, but
+// small enough to be inlined: nearly every tag and length in a span takes
+// one byte, and a call per byte was a tenth of encoding a span.
+func tag(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	return uvarint(b, uint64(num)<<3|uint64(typ&7))
+}
+
+func uvarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
 func appendMessage(b []byte, num protowire.Number, body []byte) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, body)
+	return appendBytes(tag(b, num, protowire.BytesType), body)
+}
+
+// appendBytes appends a length-delimited value: a length and x.
+func appendBytes(b, x []byte) []byte {
+	return append(uvarint(b, uint64(len(x))), x...)
 }
 
 // appendString appends a string field unless it is empty (proto3).
@@ -297,8 +318,8 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	b = tag(b, num, protowire.BytesType)
+	return append(uvarint(b, uint64(len(s))), s...)
 }
 
 // appendVarint appends a varint field unless it is zero (proto3).
@@ -306,15 +327,40 @@ func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
+	return uvarint(tag(b, num, protowire.VarintType), v)
+}
+
+// openMessage starts field num, a message whose length is not known yet:
+// it appends the tag and two bytes for the length, and returns where they
+// are for closeMessage.
+func openMessage(b []byte, num protowire.Number) ([]byte, int) {
+	b = tag(b, num, protowire.BytesType)
+	return append(b, 0, 0), len(b)
+}
+
+// closeMessage writes the length of the message opened at at (everything
+// after the two bytes openMessage kept), moving the message when its
+// length takes other than two bytes.
+func closeMessage(b []byte, at int) []byte {
+	n := uint64(len(b) - at - 2)
+	switch size := protowire.SizeVarint(n); {
+	case size == 1:
+		b[at] = byte(n)
+		copy(b[at+1:], b[at+2:])
+		return b[:len(b)-1]
+	case size > 2:
+		b = append(b, make([]byte, size-2)...)
+		copy(b[at+size:], b[at+2:])
+	}
+	protowire.AppendVarint(b[at:at], n) // in place
+	return b
 }
 
 func appendFixed64(b []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.Fixed64Type)
+	b = tag(b, num, protowire.Fixed64Type)
 	return protowire.AppendFixed64(b, v)
 }
 
@@ -351,26 +397,26 @@ func (e *spanEncoder) scopeSpans(sg *scopeGroup) []byte {
 		b = append(b, sg.encoded...)
 	}
 	for _, sp := range sg.spans {
-		b = appendMessage(b, fScopeSpansSpans, e.span(sp))
+		b = e.appendSpan(b, sp)
 	}
 	b = appendString(b, fScopeSpansSchemaURL, sg.scope.SchemaURL)
 	return e.keep(0, b)
 }
 
 // span encodes one Span into the depth-1 buffer.
-func (e *spanEncoder) span(sd exportedSpan) []byte {
-	b := e.buf(1)
+func (e *spanEncoder) appendSpan(b []byte, sd exportedSpan) []byte {
+	b, at := openMessage(b, fScopeSpansSpans)
 	sc := sd.SpanContext()
 	tid, sid := sc.TraceID(), sc.SpanID()
-	b = protowire.AppendTag(b, fSpanTraceID, protowire.BytesType)
-	b = protowire.AppendBytes(b, tid[:])
-	b = protowire.AppendTag(b, fSpanSpanID, protowire.BytesType)
-	b = protowire.AppendBytes(b, sid[:])
+	b = tag(b, fSpanTraceID, protowire.BytesType)
+	b = appendBytes(b, tid[:])
+	b = tag(b, fSpanSpanID, protowire.BytesType)
+	b = appendBytes(b, sid[:])
 	b = appendString(b, fSpanTraceState, sc.TraceState().String())
 	parent := sd.Parent()
 	if psid := parent.SpanID(); psid.IsValid() {
-		b = protowire.AppendTag(b, fSpanParentSpanID, protowire.BytesType)
-		b = protowire.AppendBytes(b, psid[:])
+		b = tag(b, fSpanParentSpanID, protowire.BytesType)
+		b = appendBytes(b, psid[:])
 	}
 	b = appendString(b, fSpanName, sd.Name())
 	b = appendVarint(b, fSpanKind, uint64(spanKind(sd.SpanKind())))
@@ -394,27 +440,27 @@ func (e *spanEncoder) span(sd exportedSpan) []byte {
 	for _, l := range sd.Links() {
 		m := e.buf(2)
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
-		m = protowire.AppendTag(m, fLinkTraceID, protowire.BytesType)
-		m = protowire.AppendBytes(m, ltid[:])
-		m = protowire.AppendTag(m, fLinkSpanID, protowire.BytesType)
-		m = protowire.AppendBytes(m, lsid[:])
+		m = tag(m, fLinkTraceID, protowire.BytesType)
+		m = appendBytes(m, ltid[:])
+		m = tag(m, fLinkSpanID, protowire.BytesType)
+		m = appendBytes(m, lsid[:])
 		for _, kv := range l.Attributes {
 			m = e.keyValue(m, 3, fLinkAttributes, kv)
 		}
 		m = appendVarint(m, fLinkDroppedAttributes, uint64(clampUint32(l.DroppedAttributeCount)))
-		m = protowire.AppendTag(m, fLinkFlags, protowire.Fixed32Type)
+		m = tag(m, fLinkFlags, protowire.Fixed32Type)
 		m = protowire.AppendFixed32(m, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
 		b = appendMessage(b, fSpanLinks, e.keep(2, m))
 	}
 	b = appendVarint(b, fSpanDroppedLinks, uint64(clampUint32(sd.DroppedLinks())))
 	st := sd.Status()
-	m := e.buf(2)
-	m = appendString(m, fStatusMessage, st.Description)
-	m = appendVarint(m, fStatusCode, uint64(statusCode(st.Code)))
-	b = appendMessage(b, fSpanStatus, e.keep(2, m)) // always present, as in the official transform
-	b = protowire.AppendTag(b, fSpanFlags, protowire.Fixed32Type)
+	b, st0 := openMessage(b, fSpanStatus) // always present, as in the official transform
+	b = appendString(b, fStatusMessage, st.Description)
+	b = appendVarint(b, fStatusCode, uint64(statusCode(st.Code)))
+	b = closeMessage(b, st0)
+	b = tag(b, fSpanFlags, protowire.Fixed32Type)
 	b = protowire.AppendFixed32(b, spanFlags(sc.TraceFlags(), parent))
-	return e.keep(1, b)
+	return closeMessage(b, at)
 }
 
 // keyValue appends kv as field num of a message being written, using the
@@ -443,11 +489,11 @@ func scalarKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) ([]by
 	if kv.Key != "" {
 		kvLen += protowire.SizeTag(fKeyValueKey) + protowire.SizeBytes(len(kv.Key))
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(kvLen))
+	b = tag(b, num, protowire.BytesType)
+	b = uvarint(b, uint64(kvLen))
 	b = appendString(b, fKeyValueKey, string(kv.Key))
-	b = protowire.AppendTag(b, fKeyValueValue, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(anyLen))
+	b = tag(b, fKeyValueValue, protowire.BytesType)
+	b = uvarint(b, uint64(anyLen))
 	return v.appendTo(b), true
 }
 
@@ -490,14 +536,14 @@ func (v scalar) size() int {
 
 // appendTo appends the field, written even when zero (a oneof member).
 func (v scalar) appendTo(b []byte) []byte {
-	b = protowire.AppendTag(b, v.num, v.typ)
+	b = tag(b, v.num, v.typ)
 	switch v.typ {
 	case protowire.BytesType:
-		return protowire.AppendString(b, v.s)
+		return append(uvarint(b, uint64(len(v.s))), v.s...)
 	case protowire.Fixed64Type:
 		return protowire.AppendFixed64(b, v.u)
 	default:
-		return protowire.AppendVarint(b, v.u)
+		return uvarint(b, v.u)
 	}
 }
 
@@ -510,8 +556,8 @@ func (e *spanEncoder) anyValue(d int, v attribute.Value) []byte {
 	}
 	switch v.Type() {
 	case attribute.BYTESLICE:
-		m = protowire.AppendTag(m, fAnyBytes, protowire.BytesType)
-		m = protowire.AppendBytes(m, v.AsByteSlice())
+		m = tag(m, fAnyBytes, protowire.BytesType)
+		m = appendBytes(m, v.AsByteSlice())
 	case attribute.BOOLSLICE:
 		m = array(e, m, d, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
@@ -530,8 +576,8 @@ func (e *spanEncoder) anyValue(d int, v attribute.Value) []byte {
 		m = appendMessage(m, fAnyKVList, e.keep(d+1, l))
 	case attribute.EMPTY:
 	default:
-		m = protowire.AppendTag(m, fAnyString, protowire.BytesType)
-		m = protowire.AppendString(m, "INVALID")
+		m = tag(m, fAnyString, protowire.BytesType)
+		m = append(uvarint(m, uint64(len("INVALID"))), "INVALID"...)
 	}
 	return e.keep(d, m)
 }
