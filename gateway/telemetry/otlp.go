@@ -290,9 +290,9 @@ func (e *spanEncoder) keep(d int, b []byte) []byte {
 	return b
 }
 
-// tag and uvarint append a field tag and a varint as protowire does, but
-// small enough to be inlined: nearly every tag and length in a span takes
-// one byte, and a call per byte was a tenth of encoding a span.
+// tag and uvarint append a field tag and a varint as protowire does, with
+// a short path for one byte, which nearly every tag and length in a span
+// takes; uvarint is small enough to be inlined.
 func tag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	return uvarint(b, uint64(num)<<3|uint64(typ&7))
 }
