@@ -33,10 +33,10 @@ import (
 // goroutine wake-up per ended span, the spans read again on another CPU
 // to export them) cost 15–25% of the gateway's own CPU per chat call,
 // against a budget of 10% (BENCHMARKS.md, docs/DECISIONS.md). Here a span
-// is one allocation; attributes handed over in a spanattr buffer are kept,
-// not copied; and a span is encoded to OTLP as it ends, on its own
-// goroutine, into a batch that one goroutine exports (spanQueue) when the
-// exporter is an *Exporter.
+// is one allocation, which also holds the context Start returns;
+// attributes handed over in a spanattr buffer are kept, not copied; and an
+// ended span's data is copied into a batch that one goroutine encodes to
+// OTLP and exports (spanQueue) when the exporter is an *Exporter.
 //
 // Spans follow the SDK's rules (TestProviderMatchesSDK compares the OTLP
 // output of both): parent and sampling decisions, trace state, flags,
@@ -67,7 +67,7 @@ var _ trace.TracerProvider = (*Provider)(nil)
 // ProviderConfig configures NewProvider.
 type ProviderConfig struct {
 	// Exporter receives the spans. An *Exporter gets them in batches,
-	// encoded as they end (spanQueue). Any other exporter, for example
+	// encoded batch by batch (spanQueue). Any other exporter, for example
 	// tracetest's in-memory one, gets each span as it ends, in the ending
 	// goroutine, as an SDK read-only span (the SDK's WithSyncer).
 	Exporter sdktrace.SpanExporter
@@ -243,7 +243,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if start.IsZero() {
 		start = time.Now()
 	}
-	s := &span{tracer: t, sc: sc, kind: uint8(trace.ValidateSpanKind(cfg.SpanKind())), name: name, start: start}
+	s := &span{spanData: spanData{tracer: t, sc: sc, kind: uint8(trace.ValidateSpanKind(cfg.SpanKind())), name: name, start: start}}
 	if psc.SpanID().IsValid() {
 		s.parentID, s.parentFlags, s.parentRemote = psc.SpanID(), psc.TraceFlags(), psc.IsRemote()
 	}
@@ -341,10 +341,23 @@ func putUint64(b []byte, v uint64) {
 // which only the exporter reads it.
 type span struct {
 	embedded.Span
+	ctx spanCtx // the context Start returned
+
+	mu    sync.Mutex
+	ended atomic.Bool
+	dirty bool          // kv may repeat a key
+	buf   *spanattr.Buf // holds kv while it fits; pooled, back to the pool after export
+
+	spanData
+}
+
+// spanData is what a span records: the span while it runs, and what the
+// span queue keeps of it once it has ended (its attributes copied out of
+// the span's buffer) until the batch is encoded.
+type spanData struct {
 	tracer *tracer
 	sc     trace.SpanContext
 	start  time.Time
-	ctx    spanCtx // the context Start returned
 
 	// The parent, when there is one (its trace state is not kept).
 	parentID     trace.SpanID
@@ -352,15 +365,11 @@ type span struct {
 	parentRemote bool
 	kind         uint8 // trace.SpanKind
 
-	mu           sync.Mutex
-	ended        atomic.Bool
-	dirty        bool       // kv may repeat a key
 	statusCode   codes.Code // with statusDesc, the sdktrace.Status
 	droppedAttrs int32
 	name         string
-	dur          time.Duration        // start to end, once ended
-	kv           []attribute.KeyValue // the attributes, in buf while they fit
-	buf          *spanattr.Buf        // pooled; back to the pool after export
+	dur          time.Duration // start to end, once ended
+	kv           []attribute.KeyValue
 	statusDesc   string
 	more         *spanEvents // events and links, rare
 }
@@ -406,9 +415,6 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 
 // IsRecording reports whether the span has not ended.
 func (s *span) IsRecording() bool { return !s.ended.Load() }
-
-// SpanContext returns the span's identity.
-func (s *span) SpanContext() trace.SpanContext { return s.sc }
 
 // TracerProvider returns the Provider.
 func (s *span) TracerProvider() trace.TracerProvider { return s.tracer.p }
@@ -669,17 +675,20 @@ func evict[T any](q []T, x T, dropped, limit int) ([]T, int) {
 // The read side, for the exporter once the span has ended
 // (exportedSpan).
 
-func (s *span) Name() string             { return s.name }
-func (s *span) SpanKind() trace.SpanKind { return trace.SpanKind(s.kind) }
-func (s *span) StartTime() time.Time     { return s.start }
-func (s *span) EndTime() time.Time       { return s.start.Add(s.dur) }
-func (s *span) DroppedAttributes() int   { return int(s.droppedAttrs) }
-func (s *span) Status() sdktrace.Status {
+// SpanContext returns the span's identity.
+func (s *spanData) SpanContext() trace.SpanContext { return s.sc }
+
+func (s *spanData) Name() string             { return s.name }
+func (s *spanData) SpanKind() trace.SpanKind { return trace.SpanKind(s.kind) }
+func (s *spanData) StartTime() time.Time     { return s.start }
+func (s *spanData) EndTime() time.Time       { return s.start.Add(s.dur) }
+func (s *spanData) DroppedAttributes() int   { return int(s.droppedAttrs) }
+func (s *spanData) Status() sdktrace.Status {
 	return sdktrace.Status{Code: s.statusCode, Description: s.statusDesc}
 }
 
 // Parent is the parent's span context, without its trace state.
-func (s *span) Parent() trace.SpanContext {
+func (s *spanData) Parent() trace.SpanContext {
 	if !s.parentID.IsValid() {
 		return trace.SpanContext{}
 	}
@@ -687,18 +696,18 @@ func (s *span) Parent() trace.SpanContext {
 		TraceID: s.sc.TraceID(), SpanID: s.parentID, TraceFlags: s.parentFlags, Remote: s.parentRemote,
 	})
 }
-func (s *span) Resource() *resource.Resource                { return s.tracer.p.res }
-func (s *span) InstrumentationScope() instrumentation.Scope { return s.tracer.scope }
+func (s *spanData) Resource() *resource.Resource                { return s.tracer.p.res }
+func (s *spanData) InstrumentationScope() instrumentation.Scope { return s.tracer.scope }
 
-func (s *span) Attributes() []attribute.KeyValue { return s.kv }
+func (s *spanData) Attributes() []attribute.KeyValue { return s.kv }
 
-func (s *span) Events() []sdktrace.Event { return s.extras().events }
-func (s *span) DroppedEvents() int       { return s.extras().droppedEvents }
-func (s *span) Links() []sdktrace.Link   { return s.extras().links }
-func (s *span) DroppedLinks() int        { return s.extras().droppedLinks }
+func (s *spanData) Events() []sdktrace.Event { return s.extras().events }
+func (s *spanData) DroppedEvents() int       { return s.extras().droppedEvents }
+func (s *spanData) Links() []sdktrace.Link   { return s.extras().links }
+func (s *spanData) DroppedLinks() int        { return s.extras().droppedLinks }
 
 // extras are the span's events and links, or none.
-func (s *span) extras() *spanEvents {
+func (s *spanData) extras() *spanEvents {
 	if s.more == nil {
 		return &noEvents
 	}

@@ -147,8 +147,8 @@ func (g *seqIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID {
 }
 
 // TestProviderMatchesSDK runs the scenario on the OpenTelemetry SDK
-// (exported by the official OTLP exporter) and on the Provider (encoded as
-// its spans end, exported in a batch) and checks that the two send the
+// (exported by the official OTLP exporter) and on the Provider (its spans
+// queued as they end, encoded and exported in a batch) and checks that the two send the
 // same OTLP messages, under loose and tight span limits.
 func TestProviderMatchesSDK(t *testing.T) {
 	for name, limits := range map[string]sdktrace.SpanLimits{"loose": scenarioLimits, "tight": tightLimits} {
