@@ -33,10 +33,10 @@ import (
 // goroutine wake-up per ended span, the spans read again on another CPU
 // to export them) cost 15–25% of the gateway's own CPU per chat call,
 // against a budget of 10% (BENCHMARKS.md, docs/DECISIONS.md). Here a span
-// is one allocation, which also holds the context Start returns;
-// attributes handed over in a spanattr buffer are kept, not copied; and an
-// ended span's data is copied into a batch that one goroutine encodes to
-// OTLP and exports (spanQueue) when the exporter is an *Exporter.
+// is one allocation; attributes handed over in a spanattr buffer are
+// kept, not copied; and an ended span's data is copied into a batch that
+// one goroutine encodes to OTLP and exports (spanQueue) when the exporter
+// is an *Exporter.
 //
 // Spans follow the SDK's rules (TestProviderMatchesSDK compares the OTLP
 // output of both): parent and sampling decisions, trace state, flags,
@@ -237,7 +237,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: res.Tracestate})
 	if res.Decision == sdktrace.Drop {
 		u := &unrecorded{sc: sc, p: t.p}
-		return u.ctx.with(ctx, u), u
+		return trace.ContextWithSpan(ctx, u), u
 	}
 	start := cfg.Timestamp()
 	if start.IsZero() {
@@ -252,61 +252,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	s.setAttributes(res.Attributes)
 	s.setAttributes(cfg.Attributes())
-	return s.ctx.with(ctx, s), s
-}
-
-// spanCtx is the context a span starts: its parent context with the span
-// as the current span (trace.SpanFromContext), as trace.ContextWithSpan
-// makes, but held in the span rather than allocated next to it.
-type spanCtx struct {
-	context.Context
-	span trace.Span
-}
-
-// with makes c the context of span in parent and returns it.
-func (c *spanCtx) with(parent context.Context, span trace.Span) context.Context {
-	if spanKey == nil {
-		return trace.ContextWithSpan(parent, span)
-	}
-	c.Context, c.span = parent, span
-	return c
-}
-
-// Value returns the span for the trace API's key and asks the parent for
-// any other.
-func (c *spanCtx) Value(key any) any {
-	if key == spanKey {
-		return c.span
-	}
-	return c.Context.Value(key)
-}
-
-// spanKey is the key under which the trace API looks up a context's span:
-// it is unexported, so it is learnt by asking for the span of a context
-// that records the key it is asked for. Should the API stop finding spans
-// that way, spanKey is nil and spanCtx falls back to trace.ContextWithSpan.
-var spanKey = func() any {
-	probe := &keyProbe{Context: context.Background()}
-	trace.SpanFromContext(probe)
-	return probe.key
-}()
-
-func init() {
-	u := new(unrecorded)
-	if spanKey != nil && trace.SpanFromContext(u.ctx.with(context.Background(), u)) != trace.Span(u) {
-		spanKey = nil
-	}
-}
-
-// keyProbe records the last key its Value was asked for.
-type keyProbe struct {
-	context.Context
-	key any
-}
-
-func (p *keyProbe) Value(key any) any {
-	p.key = key
-	return nil
+	return trace.ContextWithSpan(ctx, s), s
 }
 
 // newIDs returns the new span's trace id (its parent's, when valid) and
@@ -341,7 +287,6 @@ func putUint64(b []byte, v uint64) {
 // which only the exporter reads it.
 type span struct {
 	embedded.Span
-	ctx spanCtx // the context Start returned
 
 	mu    sync.Mutex
 	ended atomic.Bool
@@ -743,9 +688,8 @@ func (s *span) stub() tracetest.SpanStub {
 // the trace to the upstream) and records nothing.
 type unrecorded struct {
 	embedded.Span
-	sc  trace.SpanContext
-	p   *Provider
-	ctx spanCtx // the context Start returned
+	sc trace.SpanContext
+	p  *Provider
 }
 
 func (u *unrecorded) End(...trace.SpanEndOption)              {}
