@@ -152,7 +152,9 @@ func (q *spanQueue) add(s *span) {
 		if n := len(q.free); n > 0 {
 			q.cur, q.free = q.free[n-1], q.free[:n-1]
 		} else {
-			q.cur = new(spanBatch)
+			// Sized for a full batch at once (within reason): a few large
+			// allocations rather than a slice doubling its way up.
+			q.cur = &spanBatch{spans: make([]spanData, 0, min(q.opts.MaxExportBatchSize, 1024))}
 		}
 	}
 	b := q.cur
