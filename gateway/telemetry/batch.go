@@ -251,7 +251,7 @@ func (q *spanQueue) encode(b *spanBatch) {
 		if fresh {
 			sg.scope, sg.of, sg.encoded = *scope, scope, sg.encoded[:0]
 		}
-		sg.encoded = q.enc.encodeSpan(sg.encoded, d)
+		sg.encoded = q.enc.appendSpan(sg.encoded, d)
 	}
 }
 

@@ -83,11 +83,6 @@ func (x *Exporter) exportEncoded(ctx context.Context, res *resource.Resource, sc
 	return x.upload(ctx, e.msgs)
 }
 
-// encodeSpan appends sd to b as a ScopeSpans.spans field.
-func (e *spanEncoder) encodeSpan(b []byte, sd exportedSpan) []byte {
-	return e.appendSpan(b, sd)
-}
-
 // Shutdown stops the client; later calls do nothing.
 func (x *Exporter) Shutdown(ctx context.Context) error {
 	var err error
@@ -116,7 +111,7 @@ type scopeGroup struct {
 	scope instrumentation.Scope
 	spans []exportedSpan
 	// encoded, when not nil, holds the scope's spans already encoded as
-	// ScopeSpans.spans fields (encodeSpan), in place of spans.
+	// ScopeSpans.spans fields (appendSpan), in place of spans.
 	encoded []byte
 	// of is the scope a Provider's tracer holds, which spanQueue matches
 	// by address rather than by value.
@@ -403,7 +398,7 @@ func (e *spanEncoder) scopeSpans(sg *scopeGroup) []byte {
 	return e.keep(0, b)
 }
 
-// span encodes one Span into the depth-1 buffer.
+// appendSpan appends sd to b as a ScopeSpans.spans field.
 func (e *spanEncoder) appendSpan(b []byte, sd exportedSpan) []byte {
 	b, at := openMessage(b, fScopeSpansSpans)
 	sc := sd.SpanContext()
@@ -576,8 +571,7 @@ func (e *spanEncoder) anyValue(d int, v attribute.Value) []byte {
 		m = appendMessage(m, fAnyKVList, e.keep(d+1, l))
 	case attribute.EMPTY:
 	default:
-		m = tag(m, fAnyString, protowire.BytesType)
-		m = append(uvarint(m, uint64(len("INVALID"))), "INVALID"...)
+		m = appendString(m, fAnyString, "INVALID")
 	}
 	return e.keep(d, m)
 }

@@ -172,7 +172,7 @@ func (p *Provider) Dropped() uint64 {
 	return p.queue.droppedCount()
 }
 
-// ended takes a span that ended sampled: the queue encodes it, or the
+// ended takes a span that ended sampled: the queue copies it, or the
 // exporter gets it at once. Either way its attributes are done with.
 func (p *Provider) ended(s *span) {
 	switch {
@@ -188,7 +188,8 @@ func (p *Provider) ended(s *span) {
 }
 
 // release gives the span's attribute buffer back to the pool. Nothing
-// reads or writes the attributes once the span has been exported.
+// reads or writes the attributes once the span has been queued (a copy)
+// or exported.
 func (s *span) release() {
 	if s.buf != nil {
 		spanattr.Put(s.buf)
@@ -291,7 +292,7 @@ type span struct {
 	mu    sync.Mutex
 	ended atomic.Bool
 	dirty bool          // kv may repeat a key
-	buf   *spanattr.Buf // holds kv while it fits; pooled, back to the pool after export
+	buf   *spanattr.Buf // holds kv while it fits; pooled, back to the pool once the span is queued or exported
 
 	spanData
 }
