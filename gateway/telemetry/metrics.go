@@ -187,14 +187,12 @@ func (m *Metrics) Handler() http.Handler {
 // for unmatched requests.
 func (m *Metrics) ObserveRequest(class, method string, status int, d time.Duration) {
 	k := requestKey{orDefault(class, OtherLabel), boundedMethod(method), status}
-	v, ok := m.requestSeries.Load(k)
-	if !ok {
-		v, _ = m.requestSeries.LoadOrStore(k, &requestSeries{
+	rs := series(&m.requestSeries, k, func() *requestSeries {
+		return &requestSeries{
 			count:    m.requests.WithLabelValues(k.class, k.method, strconv.Itoa(status)),
 			duration: m.requestDuration.WithLabelValues(k.class, k.method),
-		})
-	}
-	rs := v.(*requestSeries)
+		}
+	})
 	rs.count.Inc()
 	rs.duration.Observe(d.Seconds())
 }
@@ -208,11 +206,7 @@ func (m *Metrics) ObservePolicy(query, class, result string, d time.Duration) {
 	}
 	m.policyDecision.Observe(d.Seconds())
 	k := [2]string{orDefault(class, OtherLabel), result}
-	c, ok := m.decisionSeries.Load(k)
-	if !ok {
-		c, _ = m.decisionSeries.LoadOrStore(k, m.decisions.WithLabelValues(k[0], k[1]))
-	}
-	c.(prometheus.Counter).Inc()
+	series(&m.decisionSeries, k, func() prometheus.Counter { return m.decisions.WithLabelValues(k[0], k[1]) }).Inc()
 }
 
 // ObserveUpstream records one upstream call; it is the proxy's Observer.
@@ -238,16 +232,24 @@ func (m *Metrics) upstream(d *gateway.Deployment) *upstreamSeries {
 	if d != nil {
 		k = [2]string{d.Provider, d.ModelName}
 	}
-	v, ok := m.upstreamSeries.Load(k)
-	if !ok {
+	return series(&m.upstreamSeries, k, func() *upstreamSeries {
 		provider, group := m.deploymentLabels(d)
-		v, _ = m.upstreamSeries.LoadOrStore(k, &upstreamSeries{
+		return &upstreamSeries{
 			duration: m.upstreamDur.WithLabelValues(provider, group),
 			ttfb:     m.upstreamTTFB.WithLabelValues(provider, group),
 			provider: provider, group: group,
-		})
+		}
+	})
+}
+
+// series returns the series cached under key in cache, made by newSeries
+// the first time.
+func series[K comparable, V any](cache *sync.Map, key K, newSeries func() V) V {
+	if v, ok := cache.Load(key); ok {
+		return v.(V)
 	}
-	return v.(*upstreamSeries)
+	v, _ := cache.LoadOrStore(key, newSeries())
+	return v.(V)
 }
 
 // deploymentLabels returns the provider and model group labels of d. The

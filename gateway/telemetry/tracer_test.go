@@ -215,7 +215,7 @@ func TestProviderOtherExporter(t *testing.T) {
 		t.Fatalf("%d spans exported, want %d", len(got), len(want))
 	}
 	for i := range want {
-		w, g := comparable(want[i]), comparable(got[i])
+		w, g := stubFields(want[i]), stubFields(got[i])
 		if fmt.Sprint(w) != fmt.Sprint(g) {
 			t.Errorf("span %d:\nSDK:      %v\nProvider: %v", i, w, g)
 		}
@@ -228,10 +228,10 @@ func TestProviderOtherExporter(t *testing.T) {
 	}
 }
 
-// comparable is what TestProviderOtherExporter compares of a span stub:
+// stubFields is what TestProviderOtherExporter compares of a span stub:
 // everything but the child count and the parent's trace state, with times
 // as instants.
-func comparable(s tracetest.SpanStub) []any {
+func stubFields(s tracetest.SpanStub) []any {
 	events := make([]any, len(s.Events))
 	for i, e := range s.Events {
 		events[i] = []any{e.Name, e.Attributes, e.DroppedAttributeCount, e.Time.UnixNano()}
