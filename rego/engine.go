@@ -111,9 +111,12 @@ type Engine struct {
 	// noShapes stops at the principal's residual (no request-shape
 	// specialisation); for benchmarks.
 	noShapes bool
-	cur      atomic.Pointer[state]
-	loadMu   sync.Mutex // serialises Load, Reload and polls
-	cands    candidateCache
+	// noListMemo evaluates every list (no list memo); for benchmarks and
+	// comparisons.
+	noListMemo bool
+	cur        atomic.Pointer[state]
+	loadMu     sync.Mutex // serialises Load, Reload and polls
+	cands      candidateCache
 
 	static      []bundleInput // Config.Bundles, or what Load was given
 	sources     []*source     // Config.Sources
@@ -142,6 +145,9 @@ type state struct {
 	visible  *query
 	layers   *query     // nil when the policy has no layers rule
 	spec     *specCache // per-principal residual queries
+	// lists remembers visible-model sets when listMemo (listmemo.go).
+	lists    listMemo
+	listMemo bool
 
 	bundleLoaded []time.Time // when each of bundles was first loaded at its revision
 	compiler     *ast.Compiler
@@ -323,6 +329,7 @@ func build(ctx context.Context, ins []bundleInput, verify *bundle.VerificationCo
 	if st.visible, err = prepare(compiler, store, VisibleModelsQuery); err != nil {
 		return nil, err
 	}
+	st.listMemo = listMemoisable(compiler, VisibleModelsQuery)
 	if len(compiler.GetRulesExact(ast.MustParseRef(LayersQuery))) > 0 {
 		if st.layers, err = prepare(compiler, store, LayersQuery); err != nil {
 			return nil, err
@@ -393,7 +400,10 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 }
 
 // VisibleModels evaluates VisibleModelsQuery over in.Candidates in one
-// evaluation. Only ids of in.Candidates are returned. On any failure it
+// evaluation. Only ids of in.Candidates are returned. When the loaded list
+// rule reads only what the list memo keys on, the set is computed once per
+// principal, candidate list and policy revision (listmemo.go) and the same
+// set is returned again: callers must not modify it. On any failure it
 // returns the error and an empty set.
 func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[string]struct{}, error) {
 	if in == nil {
@@ -404,6 +414,14 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	}
 	in = pinNow(in)
 	st := e.cur.Load()
+	memo := st.listMemo && !e.noListMemo
+	var lk listKey
+	if memo {
+		lk = listKeyOf(in)
+		if ids, ok := st.lists.get(lk); ok {
+			return ids, nil
+		}
+	}
 	key, team, user, err := e.principalTerms(in)
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
@@ -417,6 +435,9 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	ids, err := parseVisible(t, e.cands.get(in.Candidates).ids)
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
+	}
+	if memo {
+		st.lists.put(lk, ids)
 	}
 	return ids, nil
 }

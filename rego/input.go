@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +54,7 @@ var (
 	kAccessGroups = ast.StringTerm("access_groups")
 	kIndex        = ast.StringTerm("candidate_index")
 	kIDs          = ast.StringTerm("ids")
-	kPrefixes     = ast.StringTerm("prefixes")
+	kGlobs        = ast.StringTerm("globs")
 )
 
 // inputValue builds the input document (DESIGN §6) for in. Absent principal
@@ -236,27 +235,22 @@ func candidatesTerm(l *gateway.CandidateList) *convertedList {
 		)
 		ids[c.ID] = struct{}{}
 	}
-	return &convertedList{list: l, term: ast.ArrayTerm(items...), index: candidateIndex(l), ids: ids}
+	cl := &convertedList{list: l, term: ast.ArrayTerm(items...), ids: ids}
+	cl.index.ids, cl.index.names, cl.index.groups = candidateIndex(l)
+	return cl
 }
 
-// prefixEnds are the characters after which candidateIndex indexes the
-// prefixes of a name: the glob entries people write ("openai/*",
-// "openai/gpt-*", "bedrock:*") end right after one of them. The policy
-// matches other prefixes by scanning the list. Keep in step with
-// _indexed_prefix in bundles/default/models.rego.
-const prefixEnds = "/-:"
-
-// candidateIndex builds input.candidate_index for a list: the ids of the
-// candidates, and sets of ids by chain name, by access group and by name
-// prefix ending in one of prefixEnds. Candidates with an empty chain are
-// permitted nothing and are left out. The index lets the policy narrow a
-// list with set operations instead of visiting every candidate
-// (bundles/default/models.rego, "A list").
-func candidateIndex(l *gateway.CandidateList) *ast.Term {
+// candidateIndex builds the parts of input.candidate_index that depend on
+// the list alone: the ids of the candidates, and sets of ids by chain name
+// and by access group. Candidates with an empty chain are permitted nothing
+// and are left out. The index lets the policy narrow a list with set
+// operations instead of visiting every candidate (bundles/default/models.rego,
+// "A list, through the index"); the sets of ids by glob are added per
+// request for the globs of the caller's lists (convertedList.globTerm).
+func candidateIndex(l *gateway.CandidateList) (ids, byName, byGroup *ast.Term) {
 	all := ast.NewSet()
-	byName := map[string]ast.Set{}
-	byGroup := map[string]ast.Set{}
-	byPrefix := map[string]ast.Set{}
+	names := map[string]ast.Set{}
+	groups := map[string]ast.Set{}
 	add := func(m map[string]ast.Set, k string, id *ast.Term) {
 		s, ok := m[k]
 		if !ok {
@@ -273,15 +267,10 @@ func candidateIndex(l *gateway.CandidateList) *ast.Term {
 		id := str(c.ID)
 		all.Add(id)
 		for _, n := range c.Names {
-			add(byName, n, id)
-			for j := 0; j < len(n); j++ {
-				if strings.IndexByte(prefixEnds, n[j]) >= 0 {
-					add(byPrefix, n[:j+1], id)
-				}
-			}
+			add(names, n, id)
 		}
 		for _, g := range c.AccessGroups {
-			add(byGroup, g, id)
+			add(groups, g, id)
 		}
 	}
 	obj := func(m map[string]ast.Set) *ast.Term {
@@ -291,12 +280,7 @@ func candidateIndex(l *gateway.CandidateList) *ast.Term {
 		}
 		return ast.NewTerm(o)
 	}
-	return ast.ObjectTerm(
-		[2]*ast.Term{kIDs, ast.NewTerm(all)},
-		[2]*ast.Term{kNames, obj(byName)},
-		[2]*ast.Term{kAccessGroups, obj(byGroup)},
-		[2]*ast.Term{kPrefixes, obj(byPrefix)},
-	)
+	return ast.NewTerm(all), obj(names), obj(groups)
 }
 
 func str(s string) *ast.Term { return ast.InternedTerm(s) }
@@ -398,12 +382,14 @@ func anyTerm(v any) (*ast.Term, error) {
 	}
 }
 
-// convertedList is a candidate list as an OPA array, with its ids.
+// convertedList is a candidate list as an OPA array, with its ids and the
+// parts of input.candidate_index that depend on the list alone.
 type convertedList struct {
 	list  *gateway.CandidateList
 	term  *ast.Term
-	index *ast.Term // input.candidate_index
 	ids   map[string]struct{}
+	index struct{ ids, names, groups *ast.Term }
+	globs globCache // sets of ids by glob, made when a caller's list needs them
 }
 
 // candidateCacheSize bounds the cache. The catalog shares one list between
@@ -569,7 +555,7 @@ func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, mode
 			}
 			v = cl.term
 			if k == kIndex {
-				v = cl.index
+				v = cl.indexFor(in.Principal)
 			}
 		case kNow:
 			v = timeTerm(in.Now)

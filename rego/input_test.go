@@ -28,10 +28,10 @@ func TestInputValue(t *testing.T) {
 			in: gateway.Input{
 				Request: gateway.RequestInfo{ID: "r", Route: "admin", Operation: "key.info", Method: "GET", Path: "/key/info", Stream: true, Self: true},
 				Principal: &gateway.Principal{
-					Key: &gateway.Key{ID: "h", Alias: "a", Role: "admin", Models: []string{"m"}, Aliases: map[string]string{"x": "y"},
+					Key: &gateway.Key{ID: "h", Alias: "a", Role: "admin", Models: []string{"m", "p/*"}, Aliases: map[string]string{"x": "y"},
 						TeamID: "t", UserID: "u", Blocked: true, ExpiresAt: expires,
 						Metadata: map[string]any{"n": 1.5, "i": 2, "j": json.Number("3"), "b": true, "z": nil, "l": []any{"s", int64(4)}, "o": map[string]any{"k": []string{"v"}}}},
-					Team: &gateway.Team{ID: "t", Alias: "T", Models: []string{"g"}, ModelAliases: map[string]string{"f": "g"}, Blocked: true, Metadata: map[string]any{"tier": "gold"}},
+					Team: &gateway.Team{ID: "t", Alias: "T", Models: []string{"g", "*c", "p/*"}, ModelAliases: map[string]string{"f": "g"}, Blocked: true, Metadata: map[string]any{"tier": "gold"}},
 					User: &gateway.User{ID: "u", Email: "u@example.com", Role: "proxy_admin", Models: []string{"*"}, Metadata: map[string]any{"s": map[string]string{"a": "b"}}},
 				},
 				Model: &gateway.Resolution{
@@ -45,16 +45,16 @@ func TestInputValue(t *testing.T) {
 			},
 			want: `{
 				"request": {"id": "r", "route": "admin", "operation": "key.info", "method": "GET", "path": "/key/info", "stream": true, "self": true},
-				"key": {"id": "h", "alias": "a", "role": "admin", "models": ["m"], "aliases": {"x": "y"}, "team_id": "t", "user_id": "u",
+				"key": {"id": "h", "alias": "a", "role": "admin", "models": ["m", "p/*"], "aliases": {"x": "y"}, "team_id": "t", "user_id": "u",
 					"metadata": {"n": 1.5, "i": 2, "j": 3, "b": true, "z": null, "l": ["s", 4], "o": {"k": ["v"]}},
 					"blocked": true, "expires_at": "2027-01-02T02:04:05.0000006Z", "expired": false},
-				"team": {"id": "t", "alias": "T", "models": ["g"], "model_aliases": {"f": "g"}, "blocked": true, "metadata": {"tier": "gold"}},
+				"team": {"id": "t", "alias": "T", "models": ["g", "*c", "p/*"], "model_aliases": {"f": "g"}, "blocked": true, "metadata": {"tier": "gold"}},
 				"user": {"id": "u", "email": "u@example.com", "role": "proxy_admin", "models": ["*"], "metadata": {"s": {"a": "b"}}},
 				"model": {"requested": "fast", "found": true,
 					"chain": [{"name": "fast", "kind": "alias", "source": "team"}, {"name": "gpt", "kind": "model_group"}],
 					"names": ["fast", "gpt"], "resolved": "gpt", "wildcard": "g*", "access_groups": ["default"]},
 				"candidates": [{"id": "c", "names": ["c", "p/c"], "access_groups": ["g"]}, {"id": "d", "names": [], "access_groups": []}],
-				"candidate_index": {"ids": {"c"}, "names": {"c": {"c"}, "p/c": {"c"}}, "access_groups": {"g": {"c"}}, "prefixes": {"p/": {"c"}}},
+				"candidate_index": {"ids": {"c"}, "names": {"c": {"c"}, "p/c": {"c"}}, "access_groups": {"g": {"c"}}, "globs": {"p/*": {"c"}, "*c": {"c"}}},
 				"now": "2026-11-24T12:00:00Z"
 			}`,
 		},

@@ -49,44 +49,17 @@ var memoPrefixes = []ast.Ref{
 // reads only memoPrefixes of the input and calls only deterministic
 // built-ins.
 func memoisable(queries []ast.Body, support []*ast.Module) bool {
-	ok := true
-	check := func(x any) {
-		ast.WalkRefs(x, func(r ast.Ref) bool {
-			if ok && r.HasPrefix(ast.InputRootRef) && !readsMemoField(r) {
-				ok = false
-			}
-			return false
-		})
-		ast.WalkExprs(x, func(e *ast.Expr) bool {
-			if !ok || !e.IsCall() {
-				return !ok
-			}
-			name := e.Operator().String()
-			if bi, found := ast.BuiltinMap[name]; found && (bi.IsNondeterministic() || name == ast.Print.Name || name == ast.InternalPrint.Name || name == ast.Trace.Name) {
-				ok = false
-			}
-			return false
-		})
-	}
 	for _, q := range queries {
-		check(q)
-	}
-	for _, m := range support {
-		check(m)
-	}
-	return ok
-}
-
-// readsMemoField reports whether r lies within one of memoPrefixes: its
-// ground prefix must reach at least as deep as the field it names.
-func readsMemoField(r ast.Ref) bool {
-	g := r.GroundPrefix()
-	for _, p := range memoPrefixes {
-		if g.HasPrefix(p) {
-			return true
+		if !readsOnly(q, memoPrefixes) {
+			return false
 		}
 	}
-	return false
+	for _, m := range support {
+		if !readsOnly(m, memoPrefixes) {
+			return false
+		}
+	}
+	return true
 }
 
 // memoKey is what a memoisable residual can read of a request besides the

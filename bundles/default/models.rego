@@ -28,13 +28,9 @@ _layer_names := ["key", "team", "user"]
 #   rule as decision (_checks, below). Custom deny rules do not filter the
 #   list (DESIGN §10.10).
 # entrypoint: true
-visible_models contains id if {
+visible_models := _indexed_visible if {
 	_has_index
-	some id in _indexed_visible
-}
-
-visible_models contains input.candidates[i].id if {
-	not _has_index
+} else := {input.candidates[i].id |
 	some i in _user_hits
 	count(input.candidates[i].names) > 0 # an empty chain is permitted nothing
 }
@@ -293,37 +289,44 @@ _user_hits contains i if {
 # --- A list, through the index -------------------------------------------
 
 # The gateway passes input.candidate_index beside the list: the ids of the
-# candidates with a non-empty chain, and sets of those ids by chain name
-# ("names"), by access group ("access_groups") and by name prefix ending in
-# "/", "-" or ":" ("prefixes"). A layer's permitted ids are then unions of
-# index entries, and the visible ids the intersection of the layers: set
-# operations instead of a visit to every candidate. Only prefixes the index
-# lacks and the other globs visit the list. Inputs without an index (opa
-# eval on a hand-written input) take the narrowing above; the policy tests
-# check that both forms agree.
-_indexed_visible := (_indexed_layer("key") & _indexed_layer("team")) & _indexed_layer("user")
+# candidates with a non-empty chain, sets of those ids by chain name
+# ("names") and by access group ("access_groups"), and, for each glob in the
+# caller's key, team and user lists, the set of ids with a chain name the
+# glob matches ("globs"; matched once per candidate list, rego/globindex.go).
+# A layer's permitted ids are then unions of index entries, and the visible
+# ids the intersection of the layers: set operations instead of a visit to
+# every candidate, whatever the globs look like. A glob the index lacks is
+# matched by visiting the list. Inputs without an index (opa eval on a
+# hand-written input) take the narrowing above; the policy tests check that
+# all forms agree.
+_indexed_visible := intersection({s | some _, s in sets}) if {
+	restricting := {l | some l in _layer_names; not _open[l]}
+	sets := {l: _indexed_layer(l) | some l in restricting}
+	count(sets) == count(restricting) # fail closed: every layer that restricts is worked out
+	count(sets) > 0
+} else := input.candidate_index.ids if {
+	count(_open) == 3
+}
 
-_indexed_layer(l) := input.candidate_index.ids if _open[l]
-
-_indexed_layer(l) := ((by_name | by_group) | by_prefix) | (scanned_prefix | scanned_glob) if {
+# _indexed_layer(l) is the set of ids layer l permits, for a layer that
+# restricts: one union of the index's sets for its entries. Exact entries
+# are looked up with object.filter (a built-in, not an iteration per entry).
+_indexed_layer(l) := union((((by_name | by_group) | by_glob) | {scanned})) if {
 	not _open[l]
-	c := _checks[l]
+	es := _lists[l]
 	ix := input.candidate_index
-	by_name := union({s | some e in c.exact; s := ix.names[e]})
-	by_group := union({s | some e in c.exact; s := ix.access_groups[e]})
-	by_prefix := union({s | some p in c.indexed_prefixes; s := ix.prefixes[p]})
-	others := c.scanned_prefixes
-	scanned_prefix := {cand.id |
-		count(others) > 0
+	globs := {e | some e in es; contains(e, "*")} - _special
+	not_exact := _special | globs
+	by_name := {s | some s in object.remove(object.filter(ix.names, es), not_exact)}
+	by_group := {s | some s in object.remove(object.filter(ix.access_groups, es), not_exact)}
+	indexed := object.filter(ix.globs, globs)
+	by_glob := {s | some s in indexed}
+	unindexed := {_glob_pattern(e) | some e in globs; not indexed[e]}
+	scanned := {cand.id |
+		count(unindexed) > 0
 		some cand in input.candidates
 		count(cand.names) > 0
-		strings.any_prefix_match(cand.names, others)
-	}
-	scanned_glob := {cand.id |
-		count(c.patterns) > 0
-		some cand in input.candidates
-		count(cand.names) > 0
-		some p in c.patterns
+		some p in unindexed
 		some n in cand.names
 		glob.match(p, null, n)
 	}
@@ -332,9 +335,10 @@ _indexed_layer(l) := ((by_name | by_group) | by_prefix) | (scanned_prefix | scan
 # --- Compiled lists ----------------------------------------------------------
 
 # _checks compiles the list of each layer that restricts into exact entries
-# (model, alias and access-group names), literal prefixes of "prefix*"
-# globs (the common glob, matched with strings.any_prefix_match), and
-# glob.match patterns for the other globs.
+# (model, alias and access-group names) and its globs (looked up in the
+# candidate index), and, for the forms that match names one by one, literal
+# prefixes of "prefix*" globs (the common glob, matched with
+# strings.any_prefix_match) and glob.match patterns for the other globs.
 _checks := {l: _compile(es) |
 	some l, es in _lists
 	not _open[l]
@@ -342,9 +346,8 @@ _checks := {l: _compile(es) |
 
 _compile(es) := {
 	"exact": exact,
+	"globs": globs,
 	"prefixes": prefixes,
-	"indexed_prefixes": indexed,
-	"scanned_prefixes": prefixes - indexed,
 	"patterns": patterns,
 } if {
 	entries := {e | some e in es} - _special
@@ -355,10 +358,6 @@ _compile(es) := {
 		p := trim_suffix(e, "*")
 		not contains(p, "*")
 	}
-
-	# The prefixes input.candidate_index holds: those ending in a character
-	# the gateway indexes after (rego/input.go, prefixEnds).
-	indexed := {p | some p in prefixes; regex.match(`[-/:]$`, p)}
 	patterns := {_glob_pattern(e) |
 		some e in globs
 		contains(trim_suffix(e, "*"), "*")

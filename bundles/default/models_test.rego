@@ -118,7 +118,8 @@ _t_plan_indexed(ms) := ids if {
 }
 
 # _t_index builds input.candidate_index for a list as the gateway does
-# (rego/input.go, candidateIndex).
+# (rego/input.go, candidateIndex; rego/globindex.go): the globs are those of
+# the input's key, team and user lists.
 _t_index(cands) := {
 	"ids": {c.id | some c in cands; count(c.names) > 0},
 	"names": {n: {c.id | some c in cands; n in c.names} |
@@ -130,13 +131,16 @@ _t_index(cands) := {
 		count(c0.names) > 0
 		some g in c0.access_groups
 	},
-	"prefixes": {p: {c.id | some c in cands; strings.any_prefix_match(c.names, p)} |
-		some c0 in cands
-		some n in c0.names
-		some i in numbers.range(0, count(n) - 1)
-		substring(n, i, 1) in {"/", "-", ":"}
-		p := substring(n, 0, i + 1)
+	"globs": {g: {c.id | some c in cands; some n in c.names; glob.match(_glob_pattern(g), null, n)} |
+		some g in _t_input_globs
 	},
+}
+
+_t_input_globs contains e if {
+	some layer in ["key", "team", "user"]
+	some e in input[layer].models
+	contains(e, "*")
+	e != "*"
 }
 
 # The model rule does not look at found; decision does.
@@ -369,9 +373,32 @@ test_visible_models[note] if {
 	each := _t_plan_each(_t_candidates) with input as inp
 	sets := _t_plan_sets(_t_candidates) with input as inp
 	each == sets
-	indexed := visible_models with input as object.union(inp, {"candidate_index": _t_index(_t_candidates)})
+	ix := _t_index(_t_candidates) with input as inp
+	indexed := visible_models with input as object.union(inp, {"candidate_index": ix})
 	indexed == tc.want
 }
+
+# A glob the index lacks (an index made for other lists) is matched by
+# visiting the list, with the same answer.
+test_visible_models_glob_missing_from_index[note] if {
+	some tc in _glob_index_cases
+	note := tc.note
+	inp := _t_input(object.union(tc, {"candidates": _t_candidates}))
+	full := _t_index(_t_candidates) with input as inp
+	partial := object.union(full, {"globs": {}})
+	got := visible_models with input as object.union(inp, {"candidate_index": partial})
+	got == tc.want
+	want := visible_models with input as inp
+	got == want
+}
+
+_glob_index_cases := [
+	{"note": "prefix glob", "key": ["openai/*"], "want": {"gpt-4o", "gpt-4o-mini", "o1-mini", "fast"}},
+	{"note": "prefix glob not ending in a separator", "key": ["gpt-4o*"], "want": {"gpt-4o", "gpt-4o-mini", "fast"}},
+	{"note": "inner glob", "key": ["*/gpt-*"], "want": {"gpt-4o", "gpt-4o-mini", "fast"}},
+	{"note": "two inner stars", "key": ["open*/o*-m*"], "want": {"o1-mini"}},
+	{"note": "team glob narrows key", "key": [], "team": ["claude*"], "want": {"claude"}},
+]
 
 # The core invariant (DESIGN §2): a listed id can be retrieved, and what can be
 # retrieved can be called. Checked for every visible-models case and candidate.
