@@ -72,12 +72,10 @@ func (m ModelInfo) Override(o ModelInfo) ModelInfo {
 	if o.MaxTokens != 0 {
 		m.MaxTokens = o.MaxTokens
 	}
-	for _, f := range []struct{ dst, src **Price }{
-		{&m.InputCost, &o.InputCost}, {&m.OutputCost, &o.OutputCost},
-		{&m.CacheReadCost, &o.CacheReadCost}, {&m.CacheWriteCost, &o.CacheWriteCost},
-	} {
-		if *f.src != nil {
-			*f.dst = *f.src
+	dst, src := m.PriceFields(), o.PriceFields()
+	for i := range dst {
+		if *src[i].Price != nil {
+			*dst[i].Price = *src[i].Price
 		}
 	}
 	if o.Catalog != "" {
@@ -94,6 +92,24 @@ func (m ModelInfo) Override(o ModelInfo) ModelInfo {
 		m.Extra = extra
 	}
 	return m
+}
+
+// PriceField is one price of a ModelInfo with LiteLLM's name for it.
+type PriceField struct {
+	Name  string
+	Price **Price
+}
+
+// PriceFields returns m's four prices with LiteLLM's names
+// (input_cost_per_token, output_cost_per_token, cache_read_input_token_cost,
+// cache_creation_input_token_cost), always in that order.
+func (m *ModelInfo) PriceFields() [4]PriceField {
+	return [4]PriceField{
+		{"input_cost_per_token", &m.InputCost},
+		{"output_cost_per_token", &m.OutputCost},
+		{"cache_read_input_token_cost", &m.CacheReadCost},
+		{"cache_creation_input_token_cost", &m.CacheWriteCost},
+	}
 }
 
 // Priced reports whether the cost of a call can be worked out: an input or

@@ -193,26 +193,19 @@ func (m ModelMeta) MarshalJSON() ([]byte, error) {
 	out["max_input_tokens"] = optInt(m.Info.MaxInputTokens)
 	out["max_output_tokens"] = optInt(m.Info.MaxOutputTokens)
 	out["max_tokens"] = optInt(m.Info.MaxTokens)
-	for _, p := range []struct {
-		name  string
-		price *gateway.Price
-	}{
-		{"input_cost_per_token", m.Info.InputCost},
-		{"output_cost_per_token", m.Info.OutputCost},
-		{"cache_read_input_token_cost", m.Info.CacheReadCost},
-		{"cache_creation_input_token_cost", m.Info.CacheWriteCost},
-	} {
-		out[p.name] = nil
-		if p.price == nil {
+	for _, f := range m.Info.PriceFields() {
+		price := *f.Price
+		out[f.Name] = nil
+		if price == nil {
 			continue
 		}
-		out[p.name] = p.price.PerToken
-		if len(p.price.Tiers) > 0 {
-			tiers := make([]PriceTier, len(p.price.Tiers))
-			for i, t := range p.price.Tiers {
+		out[f.Name] = price.PerToken
+		if len(price.Tiers) > 0 {
+			tiers := make([]PriceTier, len(price.Tiers))
+			for i, t := range price.Tiers {
 				tiers[i] = PriceTier{AboveTokens: t.Above, CostPerToken: t.PerToken}
 			}
-			out[p.name+"_tiers"] = tiers
+			out[f.Name+"_tiers"] = tiers
 		}
 	}
 	if m.Info.Catalog != "" {

@@ -248,15 +248,10 @@ func (p *parser) modelInfo(n *yaml.Node, path string, d *gateway.Deployment) boo
 // costField returns the price of info that a model_info or litellm_params
 // field sets (LiteLLM's names), or nil.
 func costField(info *gateway.ModelInfo, key string) **gateway.Price {
-	switch key {
-	case "input_cost_per_token":
-		return &info.InputCost
-	case "output_cost_per_token":
-		return &info.OutputCost
-	case "cache_read_input_token_cost":
-		return &info.CacheReadCost
-	case "cache_creation_input_token_cost":
-		return &info.CacheWriteCost
+	for _, f := range info.PriceFields() {
+		if f.Name == key {
+			return f.Price
+		}
 	}
 	return nil
 }
@@ -367,10 +362,6 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			t, tok := p.timeout(f.value, fpath)
 			ok = ok && tok
 			d.Timeout = t
-		case "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost", "cache_creation_input_token_cost":
-			// LiteLLM reads custom prices here too; they win over
-			// model_info's.
-			ok = p.cost(f.value, fpath, costField(&d.Info, f.key)) && ok
 		case "mock_latency":
 			s, sok := p.str(f.value, fpath)
 			lat, err := ParseDuration(s)
@@ -380,6 +371,12 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			}
 			d.MockLatency = lat
 		default:
+			if dst := costField(&d.Info, f.key); dst != nil {
+				// LiteLLM reads custom prices here too; they win over
+				// model_info's.
+				ok = p.cost(f.value, fpath, dst) && ok
+				continue
+			}
 			p.warnf(f.line, "%s: ignored (not used by the gateway)", fpath)
 		}
 	}
