@@ -44,6 +44,11 @@ type Deployment struct {
 	// Timeout bounds one upstream attempt before the first byte; zero means the
 	// proxy default.
 	Timeout time.Duration
+	// Info is the deployment's limits and prices. As configured, it holds
+	// what model_info and litellm_params give; the catalog fills in the rest
+	// from the built-in catalog for the deployment's provider and upstream
+	// model (for a wildcard deployment, per name served).
+	Info ModelInfo
 }
 
 // ChainLink is one name a request passed through on its way to a deployment.
@@ -91,6 +96,10 @@ type Candidate struct {
 	AccessGroups []string
 	// OwnedBy is reported as owned_by in the model list.
 	OwnedBy string
+	// MaxInputTokens and MaxOutputTokens are the limits of the deployments
+	// serving the id, as Limits works them out; 0 when unknown.
+	MaxInputTokens  int64
+	MaxOutputTokens int64
 }
 
 // CandidateList is an immutable list of candidates. The catalog shares one

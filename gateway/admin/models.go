@@ -16,7 +16,9 @@ import (
 // the policy's visible_models, each resolved to its model group. A group
 // reached only through an alias still counts: the caller can use its
 // deployments. Names served by wildcard deployments are left out for
-// non-admins, so patterns are never revealed. Provider keys are never shown.
+// non-admins, so patterns are never revealed. Each deployment shows its
+// whole effective model_info (limits, prices, the configured fields the
+// gateway does not read); provider keys are never shown.
 func (a *API) modelInfo(ctx context.Context, p *gateway.Principal, r *http.Request) (any, error) {
 	id := r.URL.Query().Get("litellm_model_id")
 	admin, err := a.isAdmin(ctx, p, r)
@@ -54,6 +56,7 @@ func (a *API) modelInfo(ctx context.Context, p *gateway.Principal, r *http.Reque
 				AccessGroups:    nonNilList(d.AccessGroups),
 				Provider:        d.Provider,
 				LiteLLMProvider: d.Provider,
+				Info:            d.Info,
 			},
 		})
 	}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -85,4 +86,28 @@ func TestModelInfo(t *testing.T) {
 			t.Errorf("GET /model/info model_info = %v, want id 0, provider openai, access_groups [default-models]", info)
 		}
 	})
+}
+
+func TestModelMetaJSON(t *testing.T) {
+	m := ModelMeta{
+		ID: "d1", AccessGroups: nil, Provider: "openai", LiteLLMProvider: "openai",
+		Info: gateway.ModelInfo{
+			MaxInputTokens: 200000,
+			InputCost:      &gateway.Price{PerToken: 3e-6, Tiers: []gateway.PriceTier{{Above: 200000, PerToken: 6e-6}}},
+			OutputCost:     &gateway.Price{},
+			Catalog:        "anthropic/claude-sonnet-4-5",
+			Extra:          map[string]any{"mode": "chat", "id": "from-extra", "max_input_tokens": 1},
+		},
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"access_groups":[],"cache_creation_input_token_cost":null,"cache_read_input_token_cost":null,` +
+		`"catalog_model":"anthropic/claude-sonnet-4-5","id":"d1","input_cost_per_token":0.000003,` +
+		`"input_cost_per_token_tiers":[{"above_tokens":200000,"cost_per_token":0.000006}],"litellm_provider":"openai",` +
+		`"max_input_tokens":200000,"max_output_tokens":null,"max_tokens":null,"mode":"chat","output_cost_per_token":0,"provider":"openai"}`
+	if string(b) != want {
+		t.Errorf("json.Marshal(ModelMeta) =\n%s\nwant\n%s", b, want)
+	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -162,13 +163,69 @@ type LiteLLMParams struct {
 	APIVersion string `json:"api_version,omitempty"`
 }
 
-// ModelMeta is a deployment's model_info.
+// ModelMeta is a deployment's whole effective model_info: the configured
+// fields and, for limits and prices not configured, the built-in catalog's.
 type ModelMeta struct {
 	ID           string   `json:"id"`
 	AccessGroups []string `json:"access_groups"`
 	Provider     string   `json:"provider"`
 	// LiteLLMProvider repeats Provider under LiteLLM's name.
 	LiteLLMProvider string `json:"litellm_provider"`
+	// Info is written out flat beside the fields above, as LiteLLM does:
+	// max_input_tokens, max_output_tokens, max_tokens and the four
+	// per-token prices (null when unknown), <price>_tiers for tiered
+	// prices, catalog_model when the built-in catalog supplied values, and
+	// the configured fields the gateway does not read, as given.
+	Info gateway.ModelInfo `json:"-"`
+}
+
+// MarshalJSON writes the fields and Info in one object. Configured extra
+// fields never replace the gateway's own.
+func (m ModelMeta) MarshalJSON() ([]byte, error) {
+	out := make(map[string]any, len(m.Info.Extra)+16)
+	for k, v := range m.Info.Extra {
+		out[k] = v
+	}
+	out["id"] = m.ID
+	out["access_groups"] = nonNilList(m.AccessGroups)
+	out["provider"] = m.Provider
+	out["litellm_provider"] = m.LiteLLMProvider
+	out["max_input_tokens"] = optInt(m.Info.MaxInputTokens)
+	out["max_output_tokens"] = optInt(m.Info.MaxOutputTokens)
+	out["max_tokens"] = optInt(m.Info.MaxTokens)
+	for _, f := range m.Info.PriceFields() {
+		price := *f.Price
+		out[f.Name] = nil
+		if price == nil {
+			continue
+		}
+		out[f.Name] = price.PerToken
+		if len(price.Tiers) > 0 {
+			tiers := make([]PriceTier, len(price.Tiers))
+			for i, t := range price.Tiers {
+				tiers[i] = PriceTier{AboveTokens: t.Above, CostPerToken: t.PerToken}
+			}
+			out[f.Name+"_tiers"] = tiers
+		}
+	}
+	if m.Info.Catalog != "" {
+		out["catalog_model"] = m.Info.Catalog
+	}
+	return json.Marshal(out)
+}
+
+// PriceTier is one tier of a tiered price in /model/info: the per-token
+// cost of a whole call whose prompt has more than AboveTokens tokens.
+type PriceTier struct {
+	AboveTokens  int64   `json:"above_tokens"`
+	CostPerToken float64 `json:"cost_per_token"`
+}
+
+func optInt(n int64) *int64 {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }
 
 func optString(s string) *string {

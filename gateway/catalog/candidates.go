@@ -136,10 +136,13 @@ func candidate(id string, res *gateway.Resolution) (gateway.Candidate, bool) {
 	if res.Chain[0].Kind != gateway.LinkAlias && len(res.Deployments) > 0 && res.Deployments[0].Provider != "" {
 		owner = res.Deployments[0].Provider
 	}
+	maxIn, maxOut := gateway.Limits(res.Deployments)
 	return gateway.Candidate{
-		ID:           id,
-		Names:        res.Names,
-		AccessGroups: res.AccessGroups,
-		OwnedBy:      owner,
+		ID:              id,
+		Names:           res.Names,
+		AccessGroups:    res.AccessGroups,
+		OwnedBy:         owner,
+		MaxInputTokens:  maxIn,
+		MaxOutputTokens: maxOut,
 	}, true
 }

@@ -41,9 +41,15 @@ type Alias struct {
 
 var _ gateway.Resolver = (*Catalog)(nil)
 
+// InfoLookup returns what a built-in catalog knows of a provider's model
+// (limits, prices), or false when it knows nothing.
+type InfoLookup func(provider, upstreamModel string) (gateway.ModelInfo, bool)
+
 // Catalog is the immutable model catalog. It implements gateway.Resolver.
 type Catalog struct {
 	deployments []gateway.Deployment
+	// info fills in what deployments do not configure; nil for nothing.
+	info InfoLookup
 
 	groups     map[string]*group
 	groupNames []string
@@ -102,7 +108,16 @@ type wildcard struct {
 // global alias whose target resolves to nothing is accepted here; CheckAliases
 // reports it. The returned error, when not nil, is an ErrorList.
 func New(deployments []gateway.Deployment, aliases []Alias) (*Catalog, error) {
+	return NewWithInfo(deployments, aliases, nil)
+}
+
+// NewWithInfo is New with a built-in catalog: each deployment's Info, as
+// configured, overrides field by field what info knows of its provider and
+// upstream model. A wildcard deployment whose provider model has a '*' is
+// looked up per name it serves, in Resolve.
+func NewWithInfo(deployments []gateway.Deployment, aliases []Alias, info InfoLookup) (*Catalog, error) {
 	c := &Catalog{
+		info:         info,
 		groups:       make(map[string]*group),
 		global:       make(map[string]Alias, len(aliases)),
 		accessGroups: make(map[string]struct{}),
@@ -158,6 +173,9 @@ func (c *Catalog) addDeployments(deployments []gateway.Deployment) []error {
 		d.AccessGroups = uniqueSorted(d.AccessGroups)
 		if d.UpstreamModel == "" && qStars == 0 {
 			d.UpstreamModel = UpstreamModel(d.Provider, d.ProviderModel)
+		}
+		if qStars == 0 {
+			d.Info = c.effectiveInfo(d.Provider, d.UpstreamModel, d.Info)
 		}
 		c.deployments = append(c.deployments, d)
 		for _, ag := range d.AccessGroups {
@@ -297,6 +315,18 @@ func (c *Catalog) precompute() {
 	}
 }
 
+// effectiveInfo is configured over what c.info knows of the model.
+func (c *Catalog) effectiveInfo(provider, upstreamModel string, configured gateway.ModelInfo) gateway.ModelInfo {
+	if c.info == nil {
+		return configured
+	}
+	builtin, ok := c.info(provider, upstreamModel)
+	if !ok {
+		return configured
+	}
+	return builtin.Override(configured)
+}
+
 // finalName is the name a resolution looked up as a model group: the target
 // of its last alias hop, or the requested name.
 func finalName(res *gateway.Resolution) string {
@@ -321,9 +351,10 @@ func (c *Catalog) IsAccessGroup(name string) bool {
 	return ok
 }
 
-// Deployments returns every deployment in config order. For a deployment
-// whose provider model has a '*', UpstreamModel is as configured; the real
-// upstream model is substituted per request in Resolution.Deployments.
+// Deployments returns every deployment in config order, with its effective
+// Info. For a deployment whose provider model has a '*', UpstreamModel and
+// Info are as configured; the real upstream model, and what the built-in
+// catalog knows of it, are filled in per request in Resolution.Deployments.
 func (c *Catalog) Deployments() []gateway.Deployment {
 	out := slices.Clone(c.deployments)
 	for i := range out {

@@ -254,3 +254,23 @@ func dedupe(errs ErrorList) ErrorList {
 	}
 	return out
 }
+
+// Unpriced returns the positions, in Deployments, of the deployments whose
+// calls have no price: none configured and none built in. A deployment
+// whose upstream model is filled in per name served (a '*' in its provider
+// model) counts only when it configures no price and covered(provider) is
+// false; otherwise the built-in catalog may price the names it serves.
+func (c *Catalog) Unpriced(covered func(provider string) bool) []int {
+	var out []int
+	for i := range c.deployments {
+		d := &c.deployments[i]
+		if d.Info.Priced() {
+			continue
+		}
+		if strings.Contains(d.ProviderModel, "*") && covered != nil && covered(d.Provider) {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out
+}

@@ -211,6 +211,7 @@ func (c *Catalog) serveWildcard(res *gateway.Resolution, w *wildcard, name strin
 		if w.substitute[i] {
 			q = substitute(q, caps)
 			deps[i].UpstreamModel = UpstreamModel(deps[i].Provider, q)
+			deps[i].Info = c.effectiveInfo(deps[i].Provider, deps[i].UpstreamModel, deps[i].Info)
 		}
 		if !slices.ContainsFunc(res.Chain[firstProvider:], func(l gateway.ChainLink) bool { return l.Name == q }) {
 			res.Chain = append(res.Chain, gateway.ChainLink{Name: q, Kind: gateway.LinkProviderModel})

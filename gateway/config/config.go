@@ -60,6 +60,11 @@ type Config struct {
 	// Warnings lists ignored fields and other things worth a look, sorted
 	// by line.
 	Warnings []Warning
+	// Unpriced names, in config order, the deployments whose calls have no
+	// price: none in model_info or litellm_params, and none in the built-in
+	// catalog. gateway check prints them and serve logs them once; their
+	// calls cost 0.
+	Unpriced []Warning
 }
 
 // PolicySettings is gateway_settings.policy apart from its bundles.

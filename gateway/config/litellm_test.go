@@ -59,8 +59,6 @@ func TestRealWorldLiteLLMConfig(t *testing.T) {
 		{6, "model_list[0].litellm_params.temperature: ignored"},
 		{7, "model_list[0].litellm_params.max_tokens: ignored"},
 		{8, "model_list[0].litellm_params.rpm: ignored"},
-		{11, "model_list[0].model_info.mode: ignored"},
-		{12, "model_list[0].model_info.input_cost_per_token: ignored"},
 		{13, "model_list[0].tpm: ignored"},
 		{23, "model_list[2].litellm_params.stream_timeout: ignored"},
 		{28, "litellm_settings: ignored"},
@@ -70,8 +68,17 @@ func TestRealWorldLiteLLMConfig(t *testing.T) {
 		{40, "general_settings.database_url: ignored; the gateway reads --database-url or DATABASE_URL"},
 		{41, "general_settings.store_model_in_db: ignored"},
 	})
+	checkProblems(t, "unpriced", warningsAsProblems(cfg.Unpriced), []wantProblem{
+		{19, `model_list[2] (model_name "local-llama"): no price for meta-llama/Llama-3.1-8B-Instruct`},
+	})
 	if cfg.MasterKey.Reveal() != "sk-1234" {
 		t.Errorf("MasterKey = %v, want sk-1234", cfg.MasterKey)
+	}
+	// model_info's fields the gateway does not read are kept for
+	// /model/info; the catalog fills in the window.
+	info := cfg.Catalog.Deployments()[0].Info
+	if info.MaxInputTokens != 128000 || info.InputCost == nil || info.InputCost.PerToken != 0.0000025 || info.Extra["mode"] != "chat" {
+		t.Errorf("Deployments[0].Info = %+v, want window 128000, input 0.0000025, mode chat", info)
 	}
 	want := []gateway.Deployment{
 		{ID: "0", ModelName: "gpt-4o", ProviderModel: "openai/gpt-4o", Provider: "openai", UpstreamModel: "gpt-4o", APIBase: "https://api.openai.com/v1", APIKey: "sk-openai", AccessGroups: []string{"default-models"}},

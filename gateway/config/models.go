@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/catalog"
+	"github.com/regate/gateway/gateway/modelinfo"
 )
 
 // Provider names with special handling. Every other provider speaks the
@@ -182,12 +184,18 @@ func (p *parser) deployment(i int, n *yaml.Node) (gateway.Deployment, bool) {
 	return d, p.litellmParams(params, path+".litellm_params", label, n.Line, &d)
 }
 
+// modelInfo reads model_info: access_groups, id, the limits and prices the
+// gateway uses, and any other field as given (shown by /model/info, not
+// warned about: LiteLLM users keep mode, base_model, supports_* and the
+// like there). A field named like a credential is dropped with a warning so
+// that /model/info never shows one.
 func (p *parser) modelInfo(n *yaml.Node, path string, d *gateway.Deployment) bool {
 	fields, ok := p.mapping(n, path)
 	if !ok {
 		return false
 	}
 	for _, f := range fields {
+		fpath := path + "." + f.key
 		switch f.key {
 		case "access_groups":
 			groups, _, gok := p.strList(f.value, path+".access_groups")
@@ -205,11 +213,100 @@ func (p *parser) modelInfo(n *yaml.Node, path string, d *gateway.Deployment) boo
 				d.ID = id
 			}
 			ok = ok && iok
+		case "max_input_tokens":
+			ok = p.tokenLimit(f.value, fpath, &d.Info.MaxInputTokens) && ok
+		case "max_output_tokens":
+			ok = p.tokenLimit(f.value, fpath, &d.Info.MaxOutputTokens) && ok
+		case "max_tokens":
+			ok = p.tokenLimit(f.value, fpath, &d.Info.MaxTokens) && ok
 		default:
-			p.warnf(f.line, "%s.%s: ignored (not used by the gateway)", path, f.key)
+			if dst := costField(&d.Info, f.key); dst != nil {
+				ok = p.cost(f.value, fpath, dst) && ok
+				continue
+			}
+			if credentialName(f.key) {
+				p.warnf(f.line, "%s: ignored and never shown (model_info holds no credentials)", fpath)
+				continue
+			}
+			v, vok := p.value(f.value, fpath, 0)
+			if d.Info.Extra == nil {
+				d.Info.Extra = make(map[string]any)
+			}
+			d.Info.Extra[f.key] = v
+			ok = ok && vok
 		}
 	}
+	// LiteLLM's legacy max_tokens is the output limit when max_output_tokens
+	// is not given (its model map sets it so); it never stands for the input
+	// window.
+	if d.Info.MaxOutputTokens == 0 {
+		d.Info.MaxOutputTokens = d.Info.MaxTokens
+	}
 	return ok
+}
+
+// costField returns the price of info that a model_info or litellm_params
+// field sets (LiteLLM's names), or nil.
+func costField(info *gateway.ModelInfo, key string) **gateway.Price {
+	for _, f := range info.PriceFields() {
+		if f.Name == key {
+			return f.Price
+		}
+	}
+	return nil
+}
+
+// credentialName reports whether a model_info field name looks like it
+// holds a secret.
+func credentialName(key string) bool {
+	k := strings.ToLower(key)
+	for _, s := range []string{"key", "secret", "password", "credential"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return strings.HasSuffix(k, "_token")
+}
+
+// tokenLimit reads a positive whole number of tokens into dst; null leaves
+// it unknown.
+func (p *parser) tokenLimit(n *yaml.Node, path string, dst *int64) bool {
+	n = deref(n)
+	if isNull(n) {
+		return true
+	}
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil || v <= 0 {
+		p.errorf(n.Line, "%s: want a positive whole number of tokens, got %s", path, describeValue(n))
+		return false
+	}
+	*dst = v
+	return true
+}
+
+// cost reads a price in USD per token, a non-negative number, into dst;
+// null leaves it unknown.
+func (p *parser) cost(n *yaml.Node, path string, dst **gateway.Price) bool {
+	n = deref(n)
+	if isNull(n) {
+		return true
+	}
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&v) != nil ||
+		v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		p.errorf(n.Line, "%s: want a non-negative number (USD per token), got %s", path, describeValue(n))
+		return false
+	}
+	*dst = &gateway.Price{PerToken: v}
+	return true
+}
+
+// describeValue is describe, with a scalar's text.
+func describeValue(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode && !isNull(n) {
+		return strconv.Quote(n.Value)
+	}
+	return describe(n)
 }
 
 func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *gateway.Deployment) bool {
@@ -274,6 +371,12 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			}
 			d.MockLatency = lat
 		default:
+			if dst := costField(&d.Info, f.key); dst != nil {
+				// LiteLLM reads custom prices here too; they win over
+				// model_info's.
+				ok = p.cost(f.value, fpath, dst) && ok
+				continue
+			}
 			p.warnf(f.line, "%s: ignored (not used by the gateway)", fpath)
 		}
 	}
@@ -436,7 +539,10 @@ func (p *parser) generalSettings(n *yaml.Node) {
 
 // buildCatalog builds the catalog and reports its problems at their lines.
 func (p *parser) buildCatalog(idx *lineIndex) {
-	c, err := catalog.New(p.cfg.Deployments, p.cfg.Aliases)
+	builtin := modelinfo.Builtin()
+	c, err := catalog.NewWithInfo(p.cfg.Deployments, p.cfg.Aliases, func(provider, model string) (gateway.ModelInfo, bool) {
+		return builtin.Info(provider, model, p.now)
+	})
 	if err != nil {
 		for _, e := range asList(err) {
 			switch e := e.(type) {
@@ -455,12 +561,31 @@ func (p *parser) buildCatalog(idx *lineIndex) {
 		return
 	}
 	p.cfg.Catalog = c
+	p.warnUnpriced(idx, builtin)
 	for _, e := range asList(c.CheckAliases(nil, nil)) {
 		line := idx.aliasesLine
 		if ae, ok := e.(*catalog.AliasError); ok {
 			line = p.aliasLine(idx, ae)
 		}
 		p.errorf(line, "router_settings.model_group_alias: %s", e.Error())
+	}
+}
+
+// warnUnpriced lists in Config.Unpriced each deployment whose calls have no
+// price, neither configured nor built in (DESIGN §11): their cost counts 0.
+// The built-in mock provider costs nothing and is left out.
+func (p *parser) warnUnpriced(idx *lineIndex, builtin *modelinfo.Catalog) {
+	deps := p.cfg.Catalog.Deployments()
+	for _, i := range p.cfg.Catalog.Unpriced(builtin.Covers) {
+		d := deps[i]
+		if d.Provider == ProviderMock {
+			continue
+		}
+		p.cfg.Unpriced = append(p.cfg.Unpriced, Warning{
+			Line: idx.deployments[i],
+			Message: fmt.Sprintf("model_list[%d] (model_name %q): no price for %s, in model_info or in the built-in catalog (%s %s): its calls cost 0",
+				idx.deployIndex[i], d.ModelName, d.ProviderModel, builtin.Source, builtin.Version),
+		})
 	}
 }
 

@@ -126,7 +126,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(visible))}
 	for _, c := range cands.Items {
 		if _, ok := visible[c.ID]; ok {
-			list.Data = append(list.Data, openai.Model{ID: c.ID, Object: "model", Created: s.created, OwnedBy: c.OwnedBy})
+			list.Data = append(list.Data, s.modelObject(c.ID, c.OwnedBy, c.MaxInputTokens, c.MaxOutputTokens))
 		}
 	}
 	return writeJSON(w, http.StatusOK, list)
@@ -160,7 +160,17 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 		return &gateway.ModelNotFoundError{Model: model}
 	}
 	rc.resolved = res.Resolved
-	return writeJSON(w, http.StatusOK, openai.Model{ID: model, Object: "model", Created: s.created, OwnedBy: OwnedBy(res)})
+	maxIn, maxOut := gateway.Limits(res.Deployments)
+	return writeJSON(w, http.StatusOK, s.modelObject(model, OwnedBy(res), maxIn, maxOut))
+}
+
+// modelObject is the model object of id, with the limits of the
+// deployments serving it when known (DESIGN §7).
+func (s *Server) modelObject(id, ownedBy string, maxInput, maxOutput int64) openai.Model {
+	return openai.Model{
+		ID: id, Object: "model", Created: s.created, OwnedBy: ownedBy,
+		ContextLength: maxInput, MaxInputTokens: maxInput, MaxOutputTokens: maxOutput,
+	}
 }
 
 // deleteModel answers DELETE /v1/models/{model}. Models come from the

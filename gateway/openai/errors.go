@@ -143,11 +143,17 @@ func WriteSSEError(w io.Writer, body ErrorBody) error {
 }
 
 // Model is one entry of GET /v1/models and the answer of GET /v1/models/{id}.
+// The limits are left out when unknown (zero).
 type Model struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"` // always "model"
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	// ContextLength and MaxInputTokens are both the input window: agents
+	// read the first, LiteLLM users the second.
+	ContextLength   int64 `json:"context_length,omitempty"`
+	MaxInputTokens  int64 `json:"max_input_tokens,omitempty"`
+	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
 }
 
 // ModelList is the answer of GET /v1/models.

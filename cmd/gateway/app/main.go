@@ -141,6 +141,7 @@ func check(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printWarnings(stdout, name, cfg.Warnings)
+	printWarnings(stdout, name, cfg.Unpriced)
 	eng, err := NewEngine(cfg, opts, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -151,7 +152,7 @@ func check(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d deployments, %d aliases, %d teams, %d users, %d keys; policy %s; %d warnings)\n",
-		name, len(cfg.Deployments), len(cfg.Aliases), len(cfg.Teams), len(cfg.Users), len(cfg.Keys), eng.Revision(), len(cfg.Warnings))
+		name, len(cfg.Deployments), len(cfg.Aliases), len(cfg.Teams), len(cfg.Users), len(cfg.Keys), eng.Revision(), len(cfg.Warnings)+len(cfg.Unpriced))
 	return 0
 }
 
@@ -191,6 +192,9 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 		return 1
 	}
 	for _, w := range g.Config.Warnings {
+		log.Warn("config", "line", w.Line, "warning", w.Message)
+	}
+	for _, w := range g.Config.Unpriced {
 		log.Warn("config", "line", w.Line, "warning", w.Message)
 	}
 	// Catch SIGHUP before the listener opens: its default action would end

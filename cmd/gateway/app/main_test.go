@@ -51,6 +51,16 @@ func TestMainCheck(t *testing.T) {
 			wantOut: []string{"ok (1 deployments", ":3: warning:", "temperature", ":5: warning:", "litellm_settings"},
 		},
 		{
+			name: "deployments without a price",
+			config: strings.Replace(goodConfig, "model_list:\n", "model_list:\n"+
+				"  - model_name: mini\n    litellm_params: {model: openai/gpt-4o-mini}\n"+
+				"  - model_name: local\n    litellm_params: {model: hosted_vllm/llama, api_base: \"http://vllm:8000/v1\"}\n"+
+				"  - model_name: local-priced\n    litellm_params: {model: hosted_vllm/llama, api_base: \"http://vllm:8000/v1\"}\n    model_info: {input_cost_per_token: 0}\n", 1),
+			wantCode:   0,
+			wantOut:    []string{`:4: warning: model_list[1] (model_name "local"): no price for hosted_vllm/llama`, "; 3 warnings)"},
+			wantNoText: `"mini"): no price`,
+		},
+		{
 			name:     "unknown gateway_settings field",
 			config:   strings.Replace(goodConfig, "teams: [{team_id: t1, models: [gpt-4o]}]", "teams: [{team_id: t1, modles: [gpt-4o]}]", 1),
 			wantCode: 1, wantErr: []string{":10:", "modles"},
