@@ -116,11 +116,11 @@ func (m *ModelInfo) PriceFields() [4]PriceField {
 // an output price is known.
 func (m *ModelInfo) Priced() bool { return m.InputCost != nil || m.OutputCost != nil }
 
-// Limits returns the input window and output limit a model served by
+// GroupLimits returns the input window and output limit a model served by
 // deployments can promise: for each, the smallest known value among the
 // deployments (a client that stays within it fits whichever deployment
 // answers), 0 when none knows it.
-func Limits(deployments []Deployment) (maxInput, maxOutput int64) {
+func GroupLimits(deployments []Deployment) (maxInput, maxOutput int64) {
 	for i := range deployments {
 		info := &deployments[i].Info
 		maxInput = smallestKnown(maxInput, info.MaxInputTokens)

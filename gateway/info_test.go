@@ -52,7 +52,7 @@ func TestPriced(t *testing.T) {
 	}
 }
 
-func TestLimits(t *testing.T) {
+func TestGroupLimits(t *testing.T) {
 	dep := func(in, out int64) Deployment {
 		return Deployment{Info: ModelInfo{MaxInputTokens: in, MaxOutputTokens: out}}
 	}
@@ -66,7 +66,7 @@ func TestLimits(t *testing.T) {
 		{"one", []Deployment{dep(128000, 4096)}, 128000, 4096},
 		{"smallest known", []Deployment{dep(0, 8192), dep(200000, 0), dep(128000, 16384)}, 128000, 8192},
 	} {
-		in, out := Limits(tc.deps)
+		in, out := GroupLimits(tc.deps)
 		if in != tc.wantIn || out != tc.wantOut {
 			t.Errorf("%s: Limits = %d, %d, want %d, %d", tc.name, in, out, tc.wantIn, tc.wantOut)
 		}

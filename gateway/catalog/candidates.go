@@ -136,7 +136,7 @@ func candidate(id string, res *gateway.Resolution) (gateway.Candidate, bool) {
 	if res.Chain[0].Kind != gateway.LinkAlias && len(res.Deployments) > 0 && res.Deployments[0].Provider != "" {
 		owner = res.Deployments[0].Provider
 	}
-	maxIn, maxOut := gateway.Limits(res.Deployments)
+	maxIn, maxOut := gateway.GroupLimits(res.Deployments)
 	return gateway.Candidate{
 		ID:              id,
 		Names:           res.Names,

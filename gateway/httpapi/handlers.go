@@ -160,7 +160,7 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 		return &gateway.ModelNotFoundError{Model: model}
 	}
 	rc.resolved = res.Resolved
-	maxIn, maxOut := gateway.Limits(res.Deployments)
+	maxIn, maxOut := gateway.GroupLimits(res.Deployments)
 	return writeJSON(w, http.StatusOK, s.modelObject(model, OwnedBy(res), maxIn, maxOut))
 }
 
