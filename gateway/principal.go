@@ -79,6 +79,10 @@ type Key struct {
 	// ExpiresAt is the zero time for keys that never expire.
 	ExpiresAt time.Time
 	CreatedAt time.Time
+	// Limits are the key's budget and rate limits; ModelLimits its limits
+	// per model group (DESIGN §11).
+	Limits      Limits
+	ModelLimits ModelLimits
 }
 
 // Expired reports whether the key has expired at now.
@@ -95,6 +99,8 @@ type Team struct {
 	Blocked      bool
 	Metadata     map[string]any
 	CreatedAt    time.Time
+	// Limits are the team's budget and rate limits (DESIGN §11).
+	Limits Limits
 }
 
 // User owns keys; its allow-list applies to all of them (DESIGN §5).
@@ -105,6 +111,8 @@ type User struct {
 	Models    []string
 	Metadata  map[string]any
 	CreatedAt time.Time
+	// Limits are the user's budget and rate limits (DESIGN §11).
+	Limits Limits
 }
 
 // Principal is an authenticated caller: a key with its team and user, each of
