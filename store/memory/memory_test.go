@@ -91,3 +91,7 @@ func TestPutKeyRequiresTeamAndUser(t *testing.T) {
 		})
 	}
 }
+
+func TestUsage(t *testing.T) {
+	storetest.RunUsage(t, func(*testing.T) gateway.UsageStore { return NewUsage() })
+}

@@ -56,6 +56,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) gateway.Store { return open(t, migrated(t)) })
 }
 
+func TestUsageConformance(t *testing.T) {
+	storetest.RunUsage(t, func(t *testing.T) gateway.UsageStore { return open(t, migrated(t)).Usage() })
+}
+
 func BenchmarkPrincipalByKeyHash(b *testing.B) {
 	storetest.BenchmarkPrincipalByKeyHash(b, open(b, migrated(b)))
 }

@@ -1,0 +1,239 @@
+package limits
+
+import (
+	"time"
+
+	"github.com/regate/gateway/gateway"
+)
+
+// check is one layer's limits for a call: the entity and what limits it.
+type check struct {
+	e        *entity
+	layer    string
+	model    string // a key's model group, for its model_* limits
+	budget   *float64
+	soft     *float64
+	duration time.Duration
+	rpm, tpm *int64
+	parallel *int64
+}
+
+// Ticket is an admitted call. Its Done must be called once the call has
+// ended (a stream: after its last byte).
+type Ticket struct {
+	l      *Limiter
+	checks [4]check
+	n      int
+	// The call's principal and model group, for the daily usage.
+	key, team, user, model string
+	// Headers are OpenAI's rate-limit headers for the tightest layer.
+	Headers RateHeaders
+	done    bool
+}
+
+// RateHeaders are the values of OpenAI's x-ratelimit-* headers for a call:
+// for requests when the principal has an rpm limit, for tokens when it has
+// a tpm limit, each from the layer with the least room left on this
+// replica.
+type RateHeaders struct {
+	Requests, Tokens RateHeader
+}
+
+// RateHeader is one trio of x-ratelimit-* values.
+type RateHeader struct {
+	Set       bool
+	Limit     int64
+	Remaining int64
+	Reset     time.Duration
+}
+
+// Admit checks every layer of p that limits a call to model group and,
+// when all have room, counts the call (rpm, parallel) and returns its
+// ticket. Otherwise it returns a *gateway.LimitError for the first layer
+// without room (key, the key's model group, team, user; budget, rpm, tpm,
+// parallel) and counts nothing. Admit never blocks on I/O.
+func (l *Limiter) Admit(p *gateway.Principal, model string) (*Ticket, error) {
+	t := &Ticket{l: l, model: model}
+	if p == nil || p.Key == nil {
+		return t, nil
+	}
+	now := l.now().UnixNano()
+	k := p.Key
+	t.key = k.ID
+	t.add(l, entKey{layer: gateway.LayerKey, id: k.ID}, gateway.LayerKey, "", &k.Limits)
+	if !k.ModelLimits.IsZero() {
+		ml := &k.ModelLimits
+		c := check{layer: gateway.LayerKey, model: model}
+		if v, ok := ml.RPM[model]; ok {
+			c.rpm = &v
+		}
+		if v, ok := ml.TPM[model]; ok {
+			c.tpm = &v
+		}
+		if b, ok := ml.Budget[model]; ok {
+			c.budget, c.duration = &b.BudgetLimit, parseDuration(b.TimePeriod)
+		}
+		if c.rpm != nil || c.tpm != nil || c.budget != nil {
+			c.e = l.entity(entKey{layer: gateway.LayerKey, id: k.ID, model: model})
+			t.checks[t.n] = c
+			t.n++
+		}
+	}
+	if p.Team != nil {
+		t.team = p.Team.ID
+		t.add(l, entKey{layer: gateway.LayerTeam, id: p.Team.ID}, gateway.LayerTeam, "", &p.Team.Limits)
+	}
+	if p.User != nil {
+		t.user = p.User.ID
+		t.add(l, entKey{layer: gateway.LayerUser, id: p.User.ID}, gateway.LayerUser, "", &p.User.Limits)
+	}
+
+	// Lock in a fixed order (key, key model, team, user): two calls never
+	// wait on each other in a cycle.
+	cs := t.checks[:t.n]
+	for i := range cs {
+		cs[i].e.mu.Lock()
+	}
+	err := t.admit(now)
+	for i := range cs {
+		cs[i].e.mu.Unlock()
+	}
+	if err != nil {
+		if l.obs != nil {
+			l.obs.Limited(err.Layer, err.Kind)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// add appends the check of one layer; every layer is tracked for its
+// spend, limited or not.
+func (t *Ticket) add(l *Limiter, k entKey, layer, model string, lim *gateway.Limits) {
+	t.checks[t.n] = check{
+		e: l.entity(k), layer: layer, model: model,
+		budget: lim.MaxBudget, soft: lim.SoftBudget, duration: parseDuration(lim.BudgetDuration),
+		rpm: lim.RPMLimit, tpm: lim.TPMLimit, parallel: lim.MaxParallelRequests,
+	}
+	t.n++
+}
+
+// admit checks then counts, with every entity locked.
+func (t *Ticket) admit(now int64) *gateway.LimitError {
+	l := t.l
+	cs := t.checks[:t.n]
+	for i := range cs {
+		c := &cs[i]
+		c.e.roll(now, c.duration)
+		if c.budget != nil && c.e.spend() >= *c.budget {
+			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitBudget, Model: c.model}
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		if c.rpm != nil {
+			if ok, wait := c.e.rpm.room(l.share(*c.rpm), now); !ok {
+				return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitRPM, Model: c.model, RetryAfter: wait}
+			}
+		}
+		if c.tpm != nil {
+			used, reset := c.e.tpm.sum(now)
+			if used >= l.share(*c.tpm) {
+				return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitTPM, Model: c.model, RetryAfter: max(reset, time.Second)}
+			}
+		}
+		if c.parallel != nil && c.e.inflight >= l.share(*c.parallel) {
+			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitParallel, Model: c.model, RetryAfter: time.Second}
+		}
+	}
+	for i := range cs {
+		c := &cs[i]
+		if c.rpm != nil {
+			c.e.rpm.add(now)
+			n, reset := c.e.rpm.inWindow(now)
+			t.Headers.Requests.tighter(*c.rpm, l.share(*c.rpm)-int64(n), reset)
+		}
+		if c.tpm != nil {
+			used, reset := c.e.tpm.sum(now)
+			t.Headers.Tokens.tighter(*c.tpm, l.share(*c.tpm)-used, reset)
+		}
+		if c.parallel != nil {
+			c.e.inflight++
+		}
+	}
+	return nil
+}
+
+// tighter keeps the layer with the least room.
+func (h *RateHeader) tighter(limit, remaining int64, reset time.Duration) {
+	remaining = max(remaining, 0)
+	if h.Set && remaining >= h.Remaining {
+		return
+	}
+	*h = RateHeader{Set: true, Limit: limit, Remaining: remaining, Reset: reset}
+}
+
+// Done ends the call: it leaves the parallel count, its tokens enter the
+// tpm windows, and its cost the spend of every layer (and of the key's
+// model group); the day's usage is counted for reports. Calling it again
+// does nothing.
+func (t *Ticket) Done(u gateway.Usage, cost float64) {
+	if t == nil || t.done {
+		return
+	}
+	t.done = true
+	if t.n == 0 {
+		return
+	}
+	l := t.l
+	now := l.now()
+	ns := now.UnixNano()
+	tok := u.Total()
+	for i := range t.checks[:t.n] {
+		c := &t.checks[i]
+		c.e.mu.Lock()
+		if c.parallel != nil && c.e.inflight > 0 {
+			c.e.inflight--
+		}
+		if tok > 0 && c.tpm != nil {
+			c.e.tpm.add(ns, tok)
+		}
+		c.e.roll(ns, c.duration)
+		c.e.local += cost
+		crossed := c.soft != nil && !c.e.softCrossed && c.e.spend() >= *c.soft
+		if crossed {
+			c.e.softCrossed = true
+		}
+		if i == 0 {
+			c.e.count(dailyKey{day: dayOf(now), team: t.team, user: t.user, model: t.model}, u, cost)
+		}
+		c.e.mu.Unlock()
+		if crossed {
+			l.log.Warn("soft budget crossed", "layer", c.layer, "id", logID(c.layer, c.e, t), "soft_budget", *c.soft)
+			if l.obs != nil {
+				l.obs.SoftBudget(c.layer)
+			}
+		}
+	}
+}
+
+// logID names the layer of a soft budget alert: a key by its alias-free
+// hash prefix, teams and users by id.
+func logID(layer string, _ *entity, t *Ticket) string {
+	switch layer {
+	case gateway.LayerTeam:
+		return t.team
+	case gateway.LayerUser:
+		return t.user
+	}
+	if len(t.key) > 12 {
+		return t.key[:12]
+	}
+	return t.key
+}
+
+// dayOf is the UTC day of t, as daily usage is kept.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
