@@ -40,7 +40,7 @@ func newLimiter(t *testing.T, shared gateway.UsageStore) (*limits.Limiter, *cloc
 	return l, c
 }
 
-func i64(n int64) *int64      { return &n }
+func i64(n int64) *int64     { return &n }
 func f64(x float64) *float64 { return &x }
 
 func principal(key, team, user gateway.Limits) *gateway.Principal {

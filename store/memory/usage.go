@@ -28,7 +28,7 @@ type spendTotal struct {
 }
 
 type dailyKey struct {
-	day                      time.Time
+	day                    time.Time
 	key, team, user, model string
 }
 

@@ -175,4 +175,3 @@ func (u Usage) Report(ctx context.Context, start, end time.Time, groupBy string)
 	}
 	return out, nil
 }
-
