@@ -51,6 +51,9 @@ type Config struct {
 	// Authorizer is the policy: it checks a key's models against its team and
 	// filters /model/info. Required.
 	Authorizer gateway.Authorizer
+	// Reports sums usage for /global/spend/report; nil answers that spend
+	// is not recorded.
+	Reports SpendReporter
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Rand is the source of key material and generated ids; nil means
@@ -70,6 +73,7 @@ type API struct {
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
+	reports SpendReporter
 }
 
 // New returns an API for cfg.
@@ -89,6 +93,7 @@ func New(cfg Config) (*API, error) {
 		now:     cfg.Now,
 		rand:    cfg.Rand,
 		log:     cfg.Logger,
+		reports: cfg.Reports,
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -173,6 +178,7 @@ func (a *API) Endpoints() []Endpoint {
 		{Method: get, Path: "/user/list", Operation: OpUserList, Handle: a.userList},
 		{Method: get, Path: "/model/info", Operation: OpModelInfo, Handle: a.modelInfo},
 		{Method: get, Path: "/v1/model/info", Operation: OpModelInfo, Handle: a.modelInfo},
+		{Method: get, Path: "/global/spend/report", Operation: OpSpendReport, Handle: a.spendReport},
 	}
 }
 

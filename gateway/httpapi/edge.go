@@ -26,7 +26,10 @@ type reqCtx struct {
 	decision  string
 	template  string        // the matched route template
 	upstream  proxy.Outcome // filled in by the proxy for inference calls
-	span      trace.Span    // the recorded server span; nil without one
+	// usage and cost of an admitted inference call, once it ended.
+	usage gateway.Usage
+	cost  float64
+	span  trace.Span // the recorded server span; nil without one
 }
 
 type ctxKey struct{}
@@ -124,6 +127,11 @@ func (s *Server) accessLog(r *http.Request, rc *reqCtx, status int, d time.Durat
 		if u.TTFB > 0 {
 			attrs = append(attrs, slog.Duration("upstream_ttfb", u.TTFB))
 		}
+		attrs = append(attrs,
+			slog.Int64("prompt_tokens", rc.usage.PromptTokens),
+			slog.Int64("completion_tokens", rc.usage.CompletionTokens),
+			slog.Float64("cost_usd", rc.cost),
+		)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }

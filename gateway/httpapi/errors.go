@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/openai"
@@ -40,6 +42,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !retry {
 		h.Set("X-Should-Retry", "false")
 	}
+	var le *gateway.LimitError
+	if errors.As(err, &le) && le.Kind != gateway.LimitBudget {
+		h.Set("Retry-After", strconv.FormatInt(retrySeconds(le.RetryAfter), 10))
+	}
 	var ue *proxy.UpstreamError
 	if errors.As(err, &ue) {
 		for _, k := range []string{"Retry-After", "Retry-After-Ms"} {
@@ -71,6 +77,7 @@ func (s *Server) mapError(r *http.Request, err error) (int, openai.ErrorBody, bo
 		recNF      *gateway.NotFoundError
 		conflict   *gateway.ConflictError
 		upstream   *proxy.UpstreamError
+		limited    *gateway.LimitError
 	)
 	switch {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -141,6 +148,20 @@ func (s *Server) mapError(r *http.Request, err error) (int, openai.ErrorBody, bo
 			Type:    typeServer,
 			Code:    str("service_unavailable"),
 		}, true
+	case errors.As(err, &limited):
+		if limited.Kind == gateway.LimitBudget {
+			// LiteLLM's answer: a 400 that SDKs do not retry.
+			return http.StatusBadRequest, openai.ErrorBody{
+				Message: limited.Error(), Type: "budget_exceeded", Code: str("budget_exceeded"),
+			}, false
+		}
+		typ := "requests" // OpenAI's type for request limits
+		if limited.Kind == gateway.LimitTPM {
+			typ = "tokens"
+		}
+		return http.StatusTooManyRequests, openai.ErrorBody{
+			Message: limited.Error(), Type: typ, Code: str("rate_limit_exceeded"),
+		}, true
 	case errors.As(err, &upstream):
 		return upstream.Status, openai.ErrorBody{}, upstream.Retryable
 	case errors.Is(err, errPolicy):
@@ -157,6 +178,12 @@ func (s *Server) mapError(r *http.Request, err error) (int, openai.ErrorBody, bo
 			Type:    typeServer,
 		}, true
 	}
+}
+
+// retrySeconds is a Retry-After in whole seconds, at least 1.
+func retrySeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	return max(s, 1)
 }
 
 func tooLargeBody(limit int64) openai.ErrorBody {

@@ -7,10 +7,13 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/limits"
 	"github.com/regate/gateway/gateway/openai"
 	"github.com/regate/gateway/gateway/proxy"
 )
@@ -93,10 +96,65 @@ func (s *Server) inference(path string) handlerFunc {
 			return &gateway.ModelNotFoundError{Model: model}
 		}
 		rc.resolved = res.Resolved
+		// Limits come after the policy: a call it refuses never counts
+		// and never learns a limit (DESIGN §11).
+		if s.cfg.Limiter != nil {
+			tk, err := s.cfg.Limiter.Admit(p, res.Resolved)
+			if err != nil {
+				return err
+			}
+			setRateHeaders(w.Header(), &tk.Headers)
+			defer s.account(rc, tk)
+		}
 		preq.Deployments = res.Deployments
 		preq.Outcome = &rc.upstream
 		return s.cfg.Upstream.Serve(w, r, preq)
 	}
+}
+
+// account ends an admitted call: its usage, priced at the deployment that
+// served it, goes to the limiter and the access log.
+func (s *Server) account(rc *reqCtx, tk *limits.Ticket) {
+	u := rc.upstream.Usage
+	var cost float64
+	d := rc.upstream.Deployment
+	ok := d != nil && rc.upstream.Status >= 200 && rc.upstream.Status < 300
+	if ok {
+		cost = d.Info.Cost(u)
+	}
+	rc.usage, rc.cost = u, cost
+	tk.Done(u, cost)
+	if ok && s.cfg.UsageObserver != nil {
+		team := ""
+		if p := rc.principal; p != nil && p.Team != nil {
+			team = p.Team.ID
+		}
+		s.cfg.UsageObserver.ObserveUsage(d, team, u, cost)
+	}
+}
+
+// setRateHeaders writes OpenAI's x-ratelimit-* headers.
+func setRateHeaders(h http.Header, rh *limits.RateHeaders) {
+	set := func(kind string, v *limits.RateHeader) {
+		if !v.Set {
+			return
+		}
+		h.Set("X-Ratelimit-Limit-"+kind, strconv.FormatInt(v.Limit, 10))
+		h.Set("X-Ratelimit-Remaining-"+kind, strconv.FormatInt(v.Remaining, 10))
+		h.Set("X-Ratelimit-Reset-"+kind, resetString(v.Reset))
+	}
+	set("Requests", &rh.Requests)
+	set("Tokens", &rh.Tokens)
+}
+
+// resetString writes a reset time as OpenAI does: "1s", "6m0s", "20ms".
+func resetString(d time.Duration) string {
+	if d >= time.Second {
+		d = d.Round(time.Second)
+	} else {
+		d = d.Round(time.Millisecond)
+	}
+	return d.String()
 }
 
 // listModels answers GET /v1/models with the candidates the model rule

@@ -16,6 +16,7 @@ import (
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/admin"
+	"github.com/regate/gateway/gateway/limits"
 	"github.com/regate/gateway/gateway/proxy"
 )
 
@@ -64,6 +65,20 @@ type Config struct {
 	// Metrics serves GET /metrics (route class health, no key needed);
 	// nil leaves the route unserved.
 	Metrics http.Handler
+	// Limiter admits inference calls under the principal's budgets and
+	// rate limits after the policy allowed them, and counts their usage
+	// and spend (DESIGN §11); nil means no limits and no usage counted.
+	Limiter *limits.Limiter
+	// UsageObserver counts each admitted call's tokens and spend; nil
+	// means none.
+	UsageObserver UsageObserver
+}
+
+// UsageObserver records the usage of inference calls (*telemetry.Metrics
+// implements it).
+type UsageObserver interface {
+	// ObserveUsage counts one call served by d for team (empty: none).
+	ObserveUsage(d *gateway.Deployment, team string, u gateway.Usage, cost float64)
 }
 
 // Server is the gateway's http.Handler.

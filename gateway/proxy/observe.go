@@ -62,6 +62,9 @@ type Outcome struct {
 	Duration time.Duration
 	// ClientGone is true when the client went away before the end.
 	ClientGone bool
+	// Usage is what the upstream reported the call used (DESIGN §11);
+	// Usage.Reported is false when it reported nothing.
+	Usage gateway.Usage
 }
 
 const tracerName = "github.com/regate/gateway/gateway/proxy"

@@ -60,6 +60,8 @@ type Metrics struct {
 	upstreamSeries sync.Map // [2]string{provider, model name} → *upstreamSeries
 	policyDecision prometheus.Observer
 	policyVisible  prometheus.Observer
+
+	usage usageMetrics
 }
 
 type requestKey struct {
@@ -167,6 +169,9 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
+	var usage []prometheus.Collector
+	m.usage, usage = newUsageMetrics()
+	cs = append(cs, usage...)
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {
 			return nil, err

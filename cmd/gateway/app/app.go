@@ -24,6 +24,7 @@ import (
 	"github.com/regate/gateway/gateway/authcache"
 	"github.com/regate/gateway/gateway/config"
 	"github.com/regate/gateway/gateway/decisionlog"
+	"github.com/regate/gateway/gateway/limits"
 	"github.com/regate/gateway/gateway/httpapi"
 	"github.com/regate/gateway/gateway/proxy"
 	"github.com/regate/gateway/gateway/telemetry"
@@ -94,6 +95,8 @@ type Gateway struct {
 	// DecisionLog records every policy decision; nil when it is off.
 	DecisionLog *decisionlog.Logger
 	dlogCloser  io.Closer
+	// Limiter enforces budgets and rate limits and counts usage.
+	Limiter *limits.Limiter
 
 	listen string
 	log    *slog.Logger
@@ -254,7 +257,24 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	if err != nil {
 		return fail(err)
 	}
-	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log})
+	var usage gateway.UsageStore = memory.NewUsage()
+	if pg, ok := st.(*postgres.Store); ok {
+		usage = pg.Usage()
+	}
+	lcfg := limits.Config{Shared: usage, Logger: log, Now: opts.Now}
+	if metrics != nil {
+		lcfg.Observer = metrics
+	}
+	lim := limits.New(lcfg)
+	if err := lim.Start(ctx); err != nil {
+		return fail(fmt.Errorf("usage: %w", err))
+	}
+	fail = func(err error) (*Gateway, error) {
+		stop()
+		_ = lim.Close(context.Background())
+		return nil, err
+	}
+	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log, Reports: lim})
 	if err != nil {
 		return fail(err)
 	}
@@ -268,6 +288,7 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		authz = dlog
 		fail = func(err error) (*Gateway, error) {
 			stop()
+			_ = lim.Close(context.Background())
 			_ = dlog.Close(context.Background())
 			if dlogCloser != nil {
 				_ = dlogCloser.Close()
@@ -295,9 +316,10 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		},
 		TracerProvider: opts.TracerProvider,
 		Now:            opts.Now,
+		Limiter:        lim,
 	}
 	if metrics != nil {
-		hcfg.Observer, hcfg.Metrics = metrics, metrics.Handler()
+		hcfg.Observer, hcfg.Metrics, hcfg.UsageObserver = metrics, metrics.Handler(), metrics
 	}
 	h, err := httpapi.New(hcfg)
 	if err != nil {
@@ -310,7 +332,7 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	_, durable := st.(*postgres.Store)
 	return &Gateway{
 		Config: cfg, Engine: eng, Store: st, Cache: cache, Handler: h, Durable: durable, Metrics: metrics,
-		listen: listen, log: log, stop: stop, draining: draining,
+		listen: listen, log: log, stop: stop, draining: draining, Limiter: lim,
 		DecisionLog: dlog, dlogCloser: dlogCloser,
 	}, nil
 }
@@ -368,5 +390,13 @@ func (g *Gateway) Close() {
 		g.stop()
 	}
 	g.closePolicy()
+	if g.Limiter != nil {
+		// The last usage counted reaches the store (SIGTERM, DESIGN §11).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := g.Limiter.Close(ctx); err != nil {
+			g.log.Error("usage: last sync failed; the usage since the previous one is lost", "error", err)
+		}
+		cancel()
+	}
 	g.Store.Close()
 }
