@@ -71,7 +71,10 @@ const (
 // proxy's (chat, stream, list); ttft-added-x the gateway's p50 time to the
 // first event over the direct call's, against the bare proxy's; rss-x the
 // peak RSS ratio; gateway-errors and bare-errors the errors at 2,500 per
-// second; and the absolute figures behind each ratio.
+// second; and the absolute figures behind each ratio, with the largest
+// anonymous and file-backed resident memory sampled during the memory
+// phase (rss-anon-MB, rss-file-MB: the binary's own pages are file-backed)
+// and the call rate each process reached in it (rss-req/s).
 func BenchmarkProcessVsBareProxy(b *testing.B) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		b.Skip("needs /proc (Linux)")
@@ -178,13 +181,15 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 			}
 		})
 	}
-	var rss [2]float64
-	var rate [2]float64
+	var rss, anon, file, rate [2]float64
 	slow := map[string]string{mock.HeaderLatency: bareRSSLatency}
 	for _, i := range rand.Perm(2) {
 		resetPeakRSS(targets[i])
 		n := int(bareRSSRate * bareRSSTime / time.Second)
 		var failed atomic.Int64
+		stop := make(chan struct{})
+		sampled := make(chan [2]float64)
+		go func() { sampled <- sampleRSS(targets[i], stop) }()
 		start := time.Now()
 		paced(bareRSSRate, n, bareMaxInFlight, func() {
 			if err := bareCall(client, targets[i].url, keys[i], chat, slow); err != nil {
@@ -192,6 +197,9 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 			}
 		})
 		rate[i] = float64(n) / time.Since(start).Seconds()
+		close(stop)
+		peaks := <-sampled
+		anon[i], file[i] = peaks[0], peaks[1]
 		rss[i] = peakRSS(b, targets[i])
 		if f := failed.Load(); f > 0 {
 			b.Logf("%s: %d of %d calls failed in the memory phase", names[i], f, n)
@@ -213,6 +221,8 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 		b.ReportMetric(p50(ttft[i])-p50(ttft[2]), name+"-ttft-added-µs")
 		b.ReportMetric(float64(errs[i]), name+"-errors")
 		b.ReportMetric(rss[i], name+"-rss-MB")
+		b.ReportMetric(anon[i], name+"-rss-anon-MB")
+		b.ReportMetric(file[i], name+"-rss-file-MB")
 		b.ReportMetric(rate[i], name+"-rss-req/s")
 	}
 	ratio := func(g, bare float64) float64 {
@@ -380,21 +390,47 @@ func resetPeakRSS(p *gatewayProcess) {
 // peakRSS is the process's VmHWM in MB.
 func peakRSS(tb testing.TB, p *gatewayProcess) float64 {
 	tb.Helper()
+	v, ok := procStatus(p, "VmHWM:")
+	if !ok {
+		tb.Fatal("no VmHWM in /proc/<pid>/status")
+	}
+	return v
+}
+
+// procStatus is a field of /proc/<pid>/status in MB.
+func procStatus(p *gatewayProcess, field string) (float64, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
-		tb.Fatal(err)
+		return 0, false
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				tb.Fatalf("VmHWM: %q", l)
-			}
-			return kb / 1024
+			return kb / 1024, err == nil
 		}
 	}
-	tb.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
+	return 0, false
+}
+
+// sampleRSS reads the process's anonymous and file-backed resident memory
+// every 20 ms until stop is closed and returns the largest of each (MB):
+// VmHWM has no such split.
+func sampleRSS(p *gatewayProcess, stop <-chan struct{}) [2]float64 {
+	var peak [2]float64
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for i, f := range []string{"RssAnon:", "RssFile:"} {
+			if v, ok := procStatus(p, f); ok {
+				peak[i] = max(peak[i], v)
+			}
+		}
+		select {
+		case <-stop:
+			return peak
+		case <-t.C:
+		}
+	}
 }
 
 // paced calls send n times at rate per second, each in its own goroutine
