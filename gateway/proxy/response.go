@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/regate/gateway/gateway/openai"
 )
@@ -62,8 +62,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 // isSSE reports whether res is an event stream the proxy can append an
 // event to (not compressed).
 func isSSE(res *http.Response) bool {
-	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
-	if mt != "text/event-stream" {
+	// The media type alone, as mime.ParseMediaType would return it, without
+	// the map of parameters that allocates on every response.
+	mt, _, _ := strings.Cut(res.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
 		return false
 	}
 	ce := res.Header.Get("Content-Encoding")

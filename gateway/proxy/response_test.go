@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -101,6 +102,33 @@ func TestGuardBodyBrokenStream(t *testing.T) {
 		}
 		if len(c.failures) != 1 || c.failures[0].Kind != FailStream {
 			t.Errorf("pieces of %d: failures = %v, want one %s", n, c.failures, FailStream)
+		}
+	}
+}
+
+func TestIsSSE(t *testing.T) {
+	tests := []struct {
+		contentType, encoding string
+		want                  bool
+	}{
+		{"text/event-stream", "", true},
+		{"text/event-stream; charset=utf-8", "", true},
+		{"Text/Event-Stream ;charset=utf-8", "", true},
+		{" text/event-stream", "identity", true},
+		{"text/event-stream", "gzip", false},
+		{"text/event-streams", "", false},
+		{"text/event-stream x", "", false},
+		{"application/json", "", false},
+		{"", "", false},
+	}
+	for _, tc := range tests {
+		res := &http.Response{Header: http.Header{}}
+		res.Header.Set("Content-Type", tc.contentType)
+		if tc.encoding != "" {
+			res.Header.Set("Content-Encoding", tc.encoding)
+		}
+		if got := isSSE(res); got != tc.want {
+			t.Errorf("isSSE(Content-Type %q, Content-Encoding %q) = %v, want %v", tc.contentType, tc.encoding, got, tc.want)
 		}
 	}
 }
