@@ -73,8 +73,9 @@ const (
 // peak RSS ratio; gateway-errors and bare-errors the errors at 2,500 per
 // second; and the absolute figures behind each ratio, with the largest
 // anonymous and file-backed resident memory sampled during the memory
-// phase (rss-anon-MB, rss-file-MB: the binary's own pages are file-backed)
-// and the call rate each process reached in it (rss-req/s).
+// phase (rss-anon-MB, rss-file-MB: the binary's own pages are file-backed),
+// how much anonymous memory the phase added (rss-anon-added-MB) and the
+// call rate each process reached in it (rss-req/s).
 func BenchmarkProcessVsBareProxy(b *testing.B) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		b.Skip("needs /proc (Linux)")
@@ -181,14 +182,14 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 			}
 		})
 	}
-	var rss, anon, file, rate [2]float64
+	var rss, anon, added, file, rate [2]float64
 	slow := map[string]string{mock.HeaderLatency: bareRSSLatency}
 	for _, i := range rand.Perm(2) {
 		resetPeakRSS(targets[i])
 		n := int(bareRSSRate * bareRSSTime / time.Second)
 		var failed atomic.Int64
 		stop := make(chan struct{})
-		sampled := make(chan [2]float64)
+		sampled := make(chan [3]float64)
 		go func() { sampled <- sampleRSS(targets[i], stop) }()
 		start := time.Now()
 		paced(bareRSSRate, n, bareMaxInFlight, func() {
@@ -199,7 +200,7 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 		rate[i] = float64(n) / time.Since(start).Seconds()
 		close(stop)
 		peaks := <-sampled
-		anon[i], file[i] = peaks[0], peaks[1]
+		anon[i], file[i], added[i] = peaks[0], peaks[1], peaks[0]-peaks[2]
 		rss[i] = peakRSS(b, targets[i])
 		if f := failed.Load(); f > 0 {
 			b.Logf("%s: %d of %d calls failed in the memory phase", names[i], f, n)
@@ -222,6 +223,7 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 		b.ReportMetric(float64(errs[i]), name+"-errors")
 		b.ReportMetric(rss[i], name+"-rss-MB")
 		b.ReportMetric(anon[i], name+"-rss-anon-MB")
+		b.ReportMetric(added[i], name+"-rss-anon-added-MB")
 		b.ReportMetric(file[i], name+"-rss-file-MB")
 		b.ReportMetric(rate[i], name+"-rss-req/s")
 	}
@@ -413,10 +415,11 @@ func procStatus(p *gatewayProcess, field string) (float64, bool) {
 }
 
 // sampleRSS reads the process's anonymous and file-backed resident memory
-// every 20 ms until stop is closed and returns the largest of each (MB):
-// VmHWM has no such split.
-func sampleRSS(p *gatewayProcess, stop <-chan struct{}) [2]float64 {
-	var peak [2]float64
+// every 20 ms until stop is closed and returns the largest of each and the
+// anonymous memory it started from (MB): VmHWM has no such split.
+func sampleRSS(p *gatewayProcess, stop <-chan struct{}) [3]float64 {
+	var peak [3]float64
+	peak[2], _ = procStatus(p, "RssAnon:")
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
