@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -81,7 +80,7 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 		b.Skip("needs /proc (Linux)")
 	}
 	gwBin := buildGateway(b)
-	bareBin := buildBareProxy(b)
+	bareBin := buildBinary(b, "./internal/bareproxy")
 	up := startListUpstream(b)
 	gwProc := startGatewayProcess(b, gwBin, benchListConfig(), up.URL+"/v1", "GOMAXPROCS=1", "OTEL_TRACES_EXPORTER=none")
 	bareProc := startBareProxy(b, bareBin, up.URL, "GOMAXPROCS=1")
@@ -317,16 +316,6 @@ func startListUpstream(tb testing.TB) *httptest.Server {
 	return up
 }
 
-// buildBareProxy builds tests/internal/bareproxy.
-func buildBareProxy(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "bareproxy")
-	if out, err := exec.Command("go", "build", "-o", bin, "./internal/bareproxy").CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // startBareProxy runs the bare proxy in front of upstream and waits until
 // it answers.
 func startBareProxy(tb testing.TB, bin, upstream string, env ...string) *gatewayProcess {
@@ -334,15 +323,7 @@ func startBareProxy(tb testing.TB, bin, upstream string, env ...string) *gateway
 	addr := freeAddr(tb)
 	cmd := exec.Command(bin, "-listen", addr, "-upstream", upstream)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	p := &gatewayProcess{cmd: cmd, url: "http://" + addr}
+	p := startProcess(tb, cmd, addr)
 	eventually(tb, "the bare proxy to answer", func() bool {
 		resp, err := http.Get(p.url + "/v1/models")
 		if err != nil {
