@@ -50,6 +50,15 @@ func startGatewayProcess(tb testing.TB, bin, config, upstream string, env ...str
 	cmd := exec.Command(bin, "--config", path, "--listen", addr)
 	cmd.Env = append(os.Environ(), "DATABASE_URL=", "GATEWAY_BUNDLE=", "GATEWAY_DECISION_LOG=off")
 	cmd.Env = append(cmd.Env, env...)
+	p := startProcess(tb, cmd, addr)
+	waitReady(tb, p.url)
+	return p
+}
+
+// startProcess starts cmd, which serves on addr, with its output discarded,
+// and kills it at cleanup.
+func startProcess(tb testing.TB, cmd *exec.Cmd, addr string) *gatewayProcess {
+	tb.Helper()
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -58,9 +67,7 @@ func startGatewayProcess(tb testing.TB, bin, config, upstream string, env ...str
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	p := &gatewayProcess{cmd: cmd, url: "http://" + addr}
-	waitReady(tb, p.url)
-	return p
+	return &gatewayProcess{cmd: cmd, url: "http://" + addr}
 }
 
 // cpu is the CPU time the process has used so far, summed over its threads

@@ -19,9 +19,16 @@ import (
 // buildGateway builds the real binary into a temporary directory.
 func buildGateway(tb testing.TB) string {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/gateway").CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
+	return buildBinary(tb, "../cmd/gateway")
+}
+
+// buildBinary builds the command in pkg (relative to tests/) into a
+// temporary directory and returns its path.
+func buildBinary(tb testing.TB, pkg string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }

@@ -12,6 +12,7 @@ import (
 )
 
 func main() {
+	startProfiling()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stop()

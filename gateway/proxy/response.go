@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/regate/gateway/gateway/openai"
 )
@@ -48,13 +48,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		h.Del("X-Request-Id")
 		h["X-Upstream-Request-Id"] = v
 	}
-	g := &guardBody{rc: res.Body, call: c, log: p.log, attrs: c.logAttrs()}
+	g := &guardBody{rc: res.Body, call: c, log: p.log}
 	if isSSE(res) {
 		// The error event may follow; a declared length would forbid it.
 		h.Del("Content-Length")
 		res.ContentLength = -1
 		g.sse = true
-		g.scratch = make([]byte, 32<<10)
 	}
 	res.Body = g
 	return nil
@@ -63,8 +62,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 // isSSE reports whether res is an event stream the proxy can append an
 // event to (not compressed).
 func isSSE(res *http.Response) bool {
-	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
-	if mt != "text/event-stream" {
+	// The media type alone, as mime.ParseMediaType would return it, without
+	// the map of parameters that allocates on every response.
+	mt, _, _ := strings.Cut(res.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
 		return false
 	}
 	ce := res.Header.Get("Content-Encoding")
@@ -75,18 +76,21 @@ func isSSE(res *http.Response) bool {
 // it passes on whole events only, and turns a read error into the error
 // event followed by a clean end, so the client gets a well-formed stream
 // without [DONE]. A client that went away is not an upstream failure.
+//
+// Events are read straight into the caller's buffer (the ReverseProxy's
+// pooled copy buffer): a read that ends with a whole event, as the reads
+// of a provider flushing event by event do, is passed on in place. Only
+// the bytes of an unfinished event are held back, in a buffer of their
+// own, until the rest arrives.
 type guardBody struct {
-	rc    io.ReadCloser
-	call  *call // for Outcome: first byte, failures
-	log   *slog.Logger
-	attrs []any
-	sse   bool
+	rc   io.ReadCloser
+	call *call // for Outcome: first byte, failures
+	log  *slog.Logger
+	sse  bool
 
-	scratch []byte // upstream reads
-	held    []byte // the unfinished last event
-	out     []byte // bytes ready for the client
-	outBuf  []byte
-	final   error // returned once out is drained
+	held  []byte // the unfinished last event
+	out   []byte // bytes ready for the client, before any new read
+	final error  // returned once out is drained
 }
 
 func (g *guardBody) Read(p []byte) (int, error) {
@@ -96,7 +100,7 @@ func (g *guardBody) Read(p []byte) (int, error) {
 			g.call.firstByte()
 		}
 		if err != nil && err != io.EOF && g.call.clientCtx.Err() == nil {
-			g.log.Warn("upstream body failed", append(g.attrs, "error", err)...)
+			g.log.Warn("upstream body failed", append(g.call.logAttrs(), "error", err)...)
 			g.call.fail(g.call.served, FailStream, 0)
 		}
 		return n, err
@@ -110,49 +114,85 @@ func (g *guardBody) Read(p []byte) (int, error) {
 		if g.final != nil {
 			return 0, g.final
 		}
-		n, err := g.rc.Read(g.scratch)
+		if len(g.held) > 0 {
+			g.readHeld(p)
+			continue
+		}
+		n, err := g.rc.Read(p)
+		cut := 0
 		if n > 0 {
 			g.call.firstByte()
-			// Only the new bytes (and two before them) can end an event.
-			from := max(0, len(g.held)-2)
-			g.held = append(g.held, g.scratch[:n]...)
-			cut := lastEventEnd(g.held, from)
-			if cut == 0 && len(g.held) > maxHeldEvent {
-				cut = len(g.held)
-			}
-			if cut > 0 {
-				g.outBuf = append(g.outBuf[:0], g.held[:cut]...)
-				g.out = g.outBuf
-				g.held = append(g.held[:0], g.held[cut:]...)
+			cut = lastEventEnd(p[:n], 0)
+			if cut < n {
+				g.held = append(g.held, p[cut:n]...)
 			}
 		}
-		switch {
-		case err == io.EOF:
-			// A clean end: pass on whatever the upstream sent.
-			g.out = append(g.out, g.held...)
-			g.held, g.final = nil, io.EOF
-		case err != nil && g.call.clientCtx.Err() != nil:
-			g.final = err
-		case err != nil:
-			g.log.Warn("upstream stream failed", append(g.attrs, "error", err)...)
-			g.call.fail(g.call.served, FailStream, 0)
-			// Drop the unfinished event; end with the error event.
-			g.out = append(g.out, streamFailed...)
-			g.held, g.final = nil, io.EOF
+		if err != nil {
+			g.end(err)
+		}
+		if cut > 0 {
+			return cut, nil
 		}
 	}
+}
+
+// readHeld reads more of the unfinished event in held, using p as the read
+// buffer, and moves what now ends an event to out.
+func (g *guardBody) readHeld(p []byte) {
+	n, err := g.rc.Read(p)
+	if n > 0 {
+		// Only the new bytes (and two before them) can end an event.
+		from := max(0, len(g.held)-2)
+		g.held = append(g.held, p[:n]...)
+		cut := lastEventEnd(g.held, from)
+		if cut == 0 && len(g.held) > maxHeldEvent {
+			cut = len(g.held)
+		}
+		if cut > 0 {
+			g.out = g.held[:cut]
+			g.held = bytes.Clone(g.held[cut:]) // nil when nothing is left
+		}
+	}
+	if err != nil {
+		g.end(err)
+	}
+}
+
+// end records the upstream read error err, after which Read returns what
+// out holds and then final.
+func (g *guardBody) end(err error) {
+	switch {
+	case err == io.EOF:
+		// A clean end: pass on whatever the upstream sent.
+		g.out = append(g.out, g.held...)
+		g.final = io.EOF
+	case g.call.clientCtx.Err() != nil:
+		g.final = err
+	default:
+		g.log.Warn("upstream stream failed", append(g.call.logAttrs(), "error", err)...)
+		g.call.fail(g.call.served, FailStream, 0)
+		// Drop the unfinished event; end with the error event.
+		g.out = append(g.out, streamFailed...)
+		g.final = io.EOF
+	}
+	g.held = nil
 }
 
 func (g *guardBody) Close() error { return g.rc.Close() }
 
 // lastEventEnd returns the offset just past the last blank line (the end of
-// an event) in b[from:], or 0.
+// an event: "\n\n", "\r\r" or "\n\r\n", the end of "\r\n\r\n") that starts
+// in b[from:], or 0. It looks back from the end, so an event that ends its
+// read costs a comparison or two.
 func lastEventEnd(b []byte, from int) int {
-	end := 0
-	for _, sep := range [...]string{"\n\n", "\r\r", "\n\r\n"} {
-		if i := bytes.LastIndex(b[from:], []byte(sep)); i >= 0 && from+i+len(sep) > end {
-			end = from + i + len(sep)
+	for i := len(b) - 1; i > from; i-- {
+		c, prev := b[i], b[i-1]
+		switch {
+		case c == '\n' && prev == '\n', c == '\r' && prev == '\r':
+			return i + 1
+		case c == '\n' && prev == '\r' && i-2 >= from && b[i-2] == '\n':
+			return i + 1
 		}
 	}
-	return end
+	return 0
 }
