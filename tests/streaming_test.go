@@ -80,7 +80,7 @@ func TestStreamingEndsOnDone(t *testing.T) {
 	body := []byte(`{"model":"` + streamModel + `","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	r := g.do(t, http.MethodPost, "/v1/chat/completions", streamKey, "application/json", body)
 	if r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("stream = %d %q, want 200 text/event-stream", r.Status, r.Header.Get("Content-Type"))
+		t.Fatalf("stream = %d %q %s, want 200 text/event-stream", r.Status, r.Header.Get("Content-Type"), r.Body)
 	}
 	events := strings.Split(strings.TrimSuffix(string(r.Body), "\n\n"), "\n\n")
 	if len(events) < 2 || events[len(events)-1] != "data: [DONE]" {

@@ -27,6 +27,9 @@ type RequestFields struct {
 	HasModel bool
 	// Stream is the top-level "stream" when it is a boolean, false otherwise.
 	Stream bool
+	// IncludeUsage is true when the body asks for usage in its stream:
+	// "stream_options": {"include_usage": true}.
+	IncludeUsage bool
 
 	// objStart is the offset of the opening brace; hasMembers whether the
 	// object has at least one member. Used to insert a missing model.
@@ -35,6 +38,9 @@ type RequestFields struct {
 	// modelStart and modelEnd delimit the model value token, quotes
 	// included: body[modelStart:modelEnd].
 	modelStart, modelEnd int
+	// optStart and optEnd delimit the stream_options value; optEnd is 0
+	// when there is none.
+	optStart, optEnd int
 	// scanned marks a value produced by ScanJSON.
 	scanned bool
 }
@@ -115,6 +121,9 @@ func ScanJSON(body []byte) (RequestFields, error) {
 				f.modelStart, f.modelEnd = valStart, s.i
 			case "stream":
 				f.Stream = kind == kindTrue
+			case "stream_options":
+				f.optStart, f.optEnd = valStart, s.i
+				f.IncludeUsage = kind == kindObject && includesUsage(s.b[valStart:s.i])
 			}
 			s.skipWS()
 			if s.i >= len(s.b) {

@@ -165,6 +165,7 @@ func (p *Proxy) finish(c *call, req *Request) {
 		Failures:   c.failures,
 		Duration:   time.Since(c.start),
 		ClientGone: c.clientCtx.Err() != nil,
+		Usage:      c.usage,
 	}
 	if !c.first.IsZero() {
 		o.TTFB = c.first.Sub(c.start)

@@ -181,6 +181,17 @@ type call struct {
 	// trace is the upstream call's span context, sent upstream; invalid
 	// without tracing.
 	trace trace.SpanContext
+
+	// track is set for the operations whose answers report usage; usage
+	// is what the answer reported.
+	track bool
+	usage gateway.Usage
+	// stripUsage is set for a chat or completions stream whose client did
+	// not ask for usage: the upstream is asked for it (usageBody, with
+	// usageFields), and the usage-only chunk is not passed on.
+	stripUsage  bool
+	usageBody   []byte
+	usageFields openai.RequestFields
 }
 
 type callKey struct{}
@@ -210,6 +221,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 		return ErrNoDeployments
 	}
 	c := &call{req: &req, order: p.rotate(req.Deployments), start: time.Now(), method: r.Method}
+	c.trackUsage()
 	var ctx context.Context
 	ctx, c.span = p.startSpan(r.Context(), &req)
 	if p.tracer != nil {
@@ -219,6 +231,35 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey{}, c)))
 	p.finish(c, &req)
 	return c.err
+}
+
+// Operations whose answers report usage (DESIGN §11).
+const (
+	opChat        = "chat.completions"
+	opCompletions = "completions"
+	opEmbeddings  = "embeddings"
+	opResponses   = "responses"
+)
+
+// trackUsage decides how the call's usage is read. A chat or completions
+// stream whose client did not ask for usage is asked for it upstream, and
+// the usage-only chunk is kept from the client, whose stream is otherwise
+// what the upstream sent.
+func (c *call) trackUsage() {
+	r := c.req
+	switch r.Operation {
+	case opChat, opCompletions, opEmbeddings, opResponses:
+		c.track = !r.Multipart
+	}
+	if !c.track || !r.Stream || r.Fields.IncludeUsage || (r.Operation != opChat && r.Operation != opCompletions) {
+		return
+	}
+	b := openai.WithIncludeUsage(r.Body, r.Fields)
+	f, err := openai.ScanJSON(b)
+	if err != nil {
+		return // the body scanned before; unreachable
+	}
+	c.stripUsage, c.usageBody, c.usageFields = true, b, f
 }
 
 // rotate returns the deployments in the order to try them: config order

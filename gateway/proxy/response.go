@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/regate/gateway/gateway/openai"
+	"github.com/regate/gateway/gateway/usage"
 )
 
 // maxHeldEvent bounds the bytes of an unfinished SSE event held back; a
@@ -91,6 +92,8 @@ type guardBody struct {
 	held  []byte // the unfinished last event
 	out   []byte // bytes ready for the client, before any new read
 	final error  // returned once out is drained
+
+	tail []byte // the last bytes of a JSON answer, for its usage
 }
 
 func (g *guardBody) Read(p []byte) (int, error) {
@@ -98,6 +101,15 @@ func (g *guardBody) Read(p []byte) (int, error) {
 		n, err := g.rc.Read(p)
 		if n > 0 {
 			g.call.firstByte()
+			if g.call.track {
+				g.keepTail(p[:n])
+			}
+		}
+		if err == io.EOF && g.call.track {
+			if u, ok := usage.FromTail(g.tail); ok {
+				g.call.usage = u
+			}
+			g.tail = nil
 		}
 		if err != nil && err != io.EOF && g.call.clientCtx.Err() == nil {
 			g.log.Warn("upstream body failed", append(g.call.logAttrs(), "error", err)...)
@@ -131,9 +143,65 @@ func (g *guardBody) Read(p []byte) (int, error) {
 			g.end(err)
 		}
 		if cut > 0 {
-			return cut, nil
+			if cut = g.scan(p[:cut]); cut > 0 {
+				return cut, nil
+			}
 		}
 	}
+}
+
+// keepTail keeps the last usage.TailSize bytes (at least) of a JSON answer.
+func (g *guardBody) keepTail(b []byte) {
+	if len(b) >= usage.TailSize {
+		g.tail = append(g.tail[:0], b[len(b)-usage.TailSize:]...)
+		return
+	}
+	if len(g.tail)+len(b) > 2*usage.TailSize {
+		keep := usage.TailSize - len(b)
+		g.tail = append(g.tail[:0], g.tail[len(g.tail)-keep:]...)
+	}
+	g.tail = append(g.tail, b...)
+}
+
+// scan reads the usage of the whole events in b, and drops from b the
+// usage-only chunk of a stream whose client did not ask for it. It returns
+// the length of what is left in b.
+func (g *guardBody) scan(b []byte) int {
+	if !g.call.track || !bytes.Contains(b, usageKey) {
+		return len(b)
+	}
+	n, start := 0, 0
+	for start < len(b) {
+		end := nextEventEnd(b, start)
+		ev := b[start:end]
+		keep := true
+		if u, found, usageOnly := usage.FromEvent(ev); found {
+			g.call.usage = u
+			keep = !(usageOnly && g.call.stripUsage)
+		}
+		if keep {
+			n += copy(b[n:], ev)
+		}
+		start = end
+	}
+	return n
+}
+
+var usageKey = []byte(`"usage"`)
+
+// nextEventEnd returns the offset just past the first event end (a blank
+// line) at or after from, or len(b).
+func nextEventEnd(b []byte, from int) int {
+	for i := from + 1; i < len(b); i++ {
+		c, prev := b[i], b[i-1]
+		switch {
+		case c == '\n' && prev == '\n', c == '\r' && prev == '\r':
+			return i + 1
+		case c == '\n' && prev == '\r' && i-2 >= from && b[i-2] == '\n':
+			return i + 1
+		}
+	}
+	return len(b)
 }
 
 // readHeld reads more of the unfinished event in held, using p as the read
@@ -149,7 +217,7 @@ func (g *guardBody) readHeld(p []byte) {
 			cut = len(g.held)
 		}
 		if cut > 0 {
-			g.out = g.held[:cut]
+			g.out = g.held[:g.scan(g.held[:cut])]
 			g.held = bytes.Clone(g.held[cut:]) // nil when nothing is left
 		}
 	}
@@ -164,7 +232,7 @@ func (g *guardBody) end(err error) {
 	switch {
 	case err == io.EOF:
 		// A clean end: pass on whatever the upstream sent.
-		g.out = append(g.out, g.held...)
+		g.out = append(g.out, g.held[:g.scan(g.held)]...)
 		g.final = io.EOF
 	case g.call.clientCtx.Err() != nil:
 		g.final = err

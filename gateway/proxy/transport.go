@@ -260,10 +260,15 @@ func (c *call) body(model string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-	case r.Fields.HasModel && r.Fields.Model != model:
-		b = openai.ReplaceModel(r.Body, r.Fields, model)
 	default:
+		f := r.Fields
 		b = r.Body
+		if c.stripUsage {
+			b, f = c.usageBody, c.usageFields
+		}
+		if f.HasModel && f.Model != model {
+			b = openai.ReplaceModel(b, f, model)
+		}
 	}
 	if c.bodies == nil {
 		c.bodies = make(map[string][]byte, 1)
