@@ -184,15 +184,20 @@ func count(raw json.RawMessage, name string) (int64, error) {
 // modelBudget reads one entry of model_max_budget: {"budget_limit": 5.0,
 // "time_period": "1d"}. budget_limit may also be a string holding a number,
 // as LiteLLM's documentation writes it; time_period may be left out (the
-// budget never resets).
+// budget never resets). A bare number is LiteLLM's older form of a budget
+// that never resets.
 func modelBudget(raw json.RawMessage, name string) (gateway.ModelBudget, error) {
+	if _, ok := jsonNumber(raw); ok {
+		v, err := usd(raw, name)
+		return gateway.ModelBudget{BudgetLimit: v}, err
+	}
 	var obj struct {
 		BudgetLimit json.RawMessage `json:"budget_limit"`
 		TimePeriod  json.RawMessage `json:"time_period"`
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
-		return gateway.ModelBudget{}, badRequest(paramOf(name), "Invalid %s: want an object such as {\"budget_limit\": 5.0, \"time_period\": \"1d\"}, got %s.", name, describeRaw(raw))
+		return gateway.ModelBudget{}, badRequest(paramOf(name), "Invalid %s: want an object such as {\"budget_limit\": 5.0, \"time_period\": \"1d\"} or a number, got %s.", name, describeRaw(raw))
 	}
 	var b gateway.ModelBudget
 	limit := bytes.TrimSpace(obj.BudgetLimit)

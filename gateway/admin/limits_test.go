@@ -52,12 +52,12 @@ func TestKeyLimits(t *testing.T) {
 		"tpm_limit": 100000, "max_parallel_requests": 0,
 		"model_rpm_limit": {"gpt-4o": 10, "quick": 5, "openai/gpt-5": 1},
 		"model_tpm_limit": {"coder": 1000},
-		"model_max_budget": {"gpt-4o": {"budget_limit": 5.0, "time_period": "1d"}, "fast": {"budget_limit": "0.0001"}}}`)
+		"model_max_budget": {"gpt-4o": {"budget_limit": 5.0, "time_period": "1d"}, "fast": {"budget_limit": "0.0001"}, "claude": 2}}`)
 	full := `{"max_budget": 10.5, "budget_duration": "30d", "soft_budget": 8, "rpm_limit": 60,
 		"tpm_limit": 100000, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": null,
 		"model_rpm_limit": {"gpt-4o": 10, "quick": 5, "openai/gpt-5": 1},
 		"model_tpm_limit": {"coder": 1000},
-		"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}}}`
+		"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}, "claude": {"budget_limit": 2}}}`
 	sameJSON(t, "/key/generate limits", limitFieldsOf(t, object(t, []byte(mustJSON(t, gen))), true), full)
 	info := object(t, f.ok(t, http.MethodGet, "/key/info?key="+gen.Key, ""))["info"].(map[string]any)
 	sameJSON(t, "/key/info limits", limitFieldsOf(t, info, true), full)
@@ -78,12 +78,12 @@ func TestKeyLimits(t *testing.T) {
 			"tpm_limit": 100000, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": null,
 			"model_rpm_limit": {"gpt-4o": 10, "quick": 5, "openai/gpt-5": 1},
 			"model_tpm_limit": {"coder": 1000},
-			"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}}}`},
+			"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}, "claude": {"budget_limit": 2}}}`},
 		{"null clears", `{"max_budget": null, "budget_duration": null, "model_rpm_limit": null, "model_tpm_limit": {}, "tpm_limit": null}`,
 			`{"max_budget": null, "budget_duration": null, "soft_budget": 8, "rpm_limit": 120,
 			"tpm_limit": null, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": null,
 			"model_rpm_limit": {}, "model_tpm_limit": {},
-			"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}}}`},
+			"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}, "claude": {"budget_limit": 2}}}`},
 		{"a map is replaced whole", `{"model_max_budget": {"claude": {"budget_limit": 1}}, "budget_duration": ""}`,
 			`{"max_budget": null, "budget_duration": null, "soft_budget": 8, "rpm_limit": 120,
 			"tpm_limit": null, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": null,
@@ -179,7 +179,8 @@ func TestLimitsRefused(t *testing.T) {
 		{"team alias without the team", "/key/generate", `{"model_rpm_limit": {"quick": 1}}`, "model_rpm_limit", []string{`"quick"`}},
 		{"empty model name", "/key/generate", `{"model_rpm_limit": {"": 1}}`, "model_rpm_limit", []string{"empty"}},
 		{"model budget without limit", "/key/generate", `{"model_max_budget": {"gpt-4o": {"time_period": "1d"}}}`, "model_max_budget", []string{"budget_limit is required"}},
-		{"model budget a number", "/key/generate", `{"model_max_budget": {"gpt-4o": 5}}`, "model_max_budget", []string{"want an object"}},
+		{"model budget a list", "/key/generate", `{"model_max_budget": {"gpt-4o": [5]}}`, "model_max_budget", []string{"want an object", "or a number"}},
+		{"model budget a negative number", "/key/generate", `{"model_max_budget": {"gpt-4o": -5}}`, "model_max_budget", []string{"model_max_budget.gpt-4o", "at least 0"}},
 		{"model budget negative", "/key/generate", `{"model_max_budget": {"gpt-4o": {"budget_limit": -2}}}`, "model_max_budget", []string{"model_max_budget.gpt-4o.budget_limit"}},
 		{"model budget bad text", "/key/generate", `{"model_max_budget": {"gpt-4o": {"budget_limit": "lots"}}}`, "model_max_budget", []string{"budget_limit"}},
 		{"model budget bad period", "/key/generate", `{"model_max_budget": {"gpt-4o": {"budget_limit": 1, "time_period": "1 day"}}}`, "model_max_budget", []string{`"1 day"`}},

@@ -123,7 +123,8 @@ func (p *parser) countMap(n *yaml.Node, path string, names *[]modelName) map[str
 	return m
 }
 
-// budgetMap reads model_max_budget: {model-group: {budget_limit, time_period}}.
+// budgetMap reads model_max_budget: {model-group: {budget_limit,
+// time_period}}, or {model-group: budget_limit}.
 func (p *parser) budgetMap(n *yaml.Node, path string, names *[]modelName) map[string]gateway.ModelBudget {
 	fields, ok := p.mapping(n, path)
 	if !ok || len(fields) == 0 {
@@ -133,6 +134,13 @@ func (p *parser) budgetMap(n *yaml.Node, path string, names *[]modelName) map[st
 	for _, f := range fields {
 		*names = append(*names, modelName{path: path, name: f.key, line: f.line})
 		fp := path + "." + f.key
+		if v := deref(f.value); v.Kind == yaml.ScalarNode && (v.Tag == "!!int" || v.Tag == "!!float") {
+			// LiteLLM's older form: a budget that never resets.
+			if usd := p.usd(v, fp); usd != nil {
+				m[f.key] = gateway.ModelBudget{BudgetLimit: *usd}
+			}
+			continue
+		}
 		g, ok := p.strict(f.value, fp, "budget_limit", "time_period")
 		if !ok {
 			continue

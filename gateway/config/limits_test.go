@@ -38,6 +38,7 @@ gateway_settings:
       model_max_budget:
         gpt-4o: { budget_limit: 5.0, time_period: 1d }
         gpt-4o-mini: { budget_limit: 1 }
+        openai/gpt-5: 2.5
     - key: sk-plain-1234567890
 `[1:]), nil)
 	wantTeam := gateway.Limits{
@@ -59,8 +60,9 @@ gateway_settings:
 		RPM: map[string]int64{"gpt-4o": 10, "fast": 0},
 		TPM: map[string]int64{"coder": 5000, "openai/gpt-5": 1},
 		Budget: map[string]gateway.ModelBudget{
-			"gpt-4o":      {BudgetLimit: 5, TimePeriod: "1d"},
-			"gpt-4o-mini": {BudgetLimit: 1},
+			"gpt-4o":       {BudgetLimit: 5, TimePeriod: "1d"},
+			"gpt-4o-mini":  {BudgetLimit: 1},
+			"openai/gpt-5": {BudgetLimit: 2.5},
 		},
 	}
 	if got := cfg.Keys[0].Key.ModelLimits; !reflect.DeepEqual(got, wantModels) {
@@ -147,7 +149,8 @@ gateway_settings:
         gpt-4o: { budget_limit: -5, time_period: 1d }
         gpt-4o-mini: { time_period: 1x }
         fast: { budget_limit: 1, period: 1d }
-        openai/gpt-5: 3
+        openai/gpt-5: -3
+        openai/gpt-6: [3]
 `,
 			want: []wantProblem{
 				{17, `gateway_settings.keys[0].model_rpm_limit.gpt-4o: want a whole number, at least 0, got "-1"`},
@@ -160,7 +163,8 @@ gateway_settings:
 				{25, `gateway_settings.keys[0].model_max_budget.gpt-4o-mini.time_period: want a positive duration like 1h, 1d or 30d, got "1x"`},
 				{25, `gateway_settings.keys[0].model_max_budget.gpt-4o-mini: missing budget_limit`},
 				{26, `gateway_settings.keys[0].model_max_budget.fast: unknown field "period"`},
-				{27, `gateway_settings.keys[0].model_max_budget.openai/gpt-5: want a mapping, got an integer`},
+				{27, `gateway_settings.keys[0].model_max_budget.openai/gpt-5: want a number of USD, at least 0, got "-3"`},
+				{28, `gateway_settings.keys[0].model_max_budget.openai/gpt-6: want a mapping, got a list`},
 			},
 		},
 		{
