@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// ParseDuration reads a duration as LiteLLM writes them (DESIGN §10.15): a
-// number and a unit, s, m, h or d ("30s", "10m", "1h", "30d"); Go's
-// time.ParseDuration forms are accepted too. Negative durations are errors.
+// ParseDuration parses a duration as the admin API and gateway_settings write
+// them (DESIGN §10.15): a number and a unit, "30s", "10m", "1h", "30d". It
+// also accepts everything time.ParseDuration does ("1h30m", "50ms"). Negative
+// durations are refused. Budget periods (Limits.BudgetDuration,
+// ModelBudget.TimePeriod) are written this way.
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" {
 		n, err := strconv.ParseFloat(days, 64)

@@ -13,8 +13,8 @@ type Limits struct {
 	// MaxBudget is max_budget: the spend (USD) at which calls are refused.
 	MaxBudget *float64
 	// BudgetDuration is budget_duration as written ("30d", "1h"; see
-	// ParseDuration in package config): spend returns to 0 at the end of
-	// each period. Empty: spend never resets.
+	// ParseDuration): spend returns to 0 at the end of each period. Empty:
+	// spend never resets.
 	BudgetDuration string
 	// SoftBudget is soft_budget: crossing it is logged and counted, never
 	// refused.

@@ -62,6 +62,10 @@ type Config struct {
 	// Logger receives one line per admin write (never a plaintext key);
 	// nil discards.
 	Logger *slog.Logger
+	// Spend reports the spend and budget reset time that /key/info,
+	// /team/info, /user/info and the lists show; nil shows spend 0 and
+	// budget_reset_at null.
+	Spend gateway.SpendReader
 }
 
 // API serves the admin endpoints. Create it with New; it is safe for
@@ -73,7 +77,12 @@ type API struct {
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
+<<<<<<< HEAD
 	reports SpendReporter
+=======
+	// spendReader is Config.Spend; nil when not set.
+	spendReader gateway.SpendReader
+>>>>>>> limitfields
 }
 
 // New returns an API for cfg.
@@ -93,7 +102,12 @@ func New(cfg Config) (*API, error) {
 		now:     cfg.Now,
 		rand:    cfg.Rand,
 		log:     cfg.Logger,
+<<<<<<< HEAD
 		reports: cfg.Reports,
+=======
+
+		spendReader: cfg.Spend,
+>>>>>>> limitfields
 	}
 	if a.now == nil {
 		a.now = time.Now

@@ -15,7 +15,8 @@ import (
 
 // keyRequest is the body of /key/generate and /key/update (LiteLLM's
 // GenerateKeyRequest and UpdateKeyRequest, the fields the gateway uses).
-// Absent and null fields leave a value unchanged on update.
+// Absent and null fields leave a value unchanged on update, except the
+// limits, which null clears (see limitsRequest).
 type keyRequest struct {
 	// Key is, on /key/generate, an optional custom plaintext key; on
 	// /key/update, the key to update (plaintext or hash).
@@ -28,6 +29,8 @@ type keyRequest struct {
 	Duration *string            `json:"duration"`
 	Metadata json.RawMessage    `json:"metadata"`
 	Blocked  *bool              `json:"blocked"`
+	limitsRequest
+	modelLimitsRequest
 }
 
 // apply writes the request's fields onto k.
@@ -64,7 +67,10 @@ func (req *keyRequest) apply(a *API, k *gateway.Key) error {
 		}
 		k.ExpiresAt = exp
 	}
-	return nil
+	if err := req.limitsRequest.apply(&k.Limits); err != nil {
+		return err
+	}
+	return req.modelLimitsRequest.apply(&k.ModelLimits)
 }
 
 func (a *API) keyGenerate(ctx context.Context, _ *gateway.Principal, r *http.Request) (any, error) {
@@ -106,7 +112,7 @@ func (a *API) keyGenerate(ctx context.Context, _ *gateway.Principal, r *http.Req
 		return nil, storeError("create", "key", k.Display, err)
 	}
 	a.log.Info("admin: key created", "key", k.Display, "team_id", k.TeamID, "user_id", k.UserID)
-	return GenerateKeyResponse{Key: plain, KeyInfo: keyView(k)}, nil
+	return GenerateKeyResponse{Key: plain, KeyInfo: a.keyView(k)}, nil
 }
 
 // getKey finds a key given by a client as its plaintext or its hash.
@@ -143,13 +149,13 @@ func (a *API) keyInfo(ctx context.Context, p *gateway.Principal, r *http.Request
 		if err != nil {
 			return nil, storeError("get", "key", p.Key.Display, err)
 		}
-		return KeyInfoResponse{Key: k.ID, Info: keyView(k)}, nil
+		return KeyInfoResponse{Key: k.ID, Info: a.keyView(k)}, nil
 	}
 	k, err := a.getKey(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	return KeyInfoResponse{Key: k.ID, Info: keyView(k)}, nil
+	return KeyInfoResponse{Key: k.ID, Info: a.keyView(k)}, nil
 }
 
 // errRetry makes an update start over after a concurrent write changed a
@@ -216,7 +222,7 @@ func (a *API) keyUpdate(ctx context.Context, _ *gateway.Principal, r *http.Reque
 			return nil, keyWriteError("update", cur, err)
 		}
 		a.log.Info("admin: key updated", "key", k.Display)
-		return KeyWriteResponse{Key: k.ID, KeyInfo: keyView(k)}, nil
+		return KeyWriteResponse{Key: k.ID, KeyInfo: a.keyView(k)}, nil
 	}
 	return nil, fmt.Errorf("update key %s: %w", cur.Display, errRetry)
 }
@@ -256,7 +262,7 @@ func (a *API) keyBlock(block bool) func(context.Context, *gateway.Principal, *ht
 			return nil, keyWriteError("block", cur, err)
 		}
 		a.log.Info("admin: key blocked", "key", k.Display, "blocked", block)
-		return KeyWriteResponse{Key: k.ID, KeyInfo: keyView(k)}, nil
+		return KeyWriteResponse{Key: k.ID, KeyInfo: a.keyView(k)}, nil
 	}
 }
 
@@ -326,7 +332,7 @@ func (a *API) keyList(ctx context.Context, _ *gateway.Principal, r *http.Request
 	start := (page - 1) * size
 	for i := start; i < len(all) && i < start+size; i++ {
 		if full {
-			resp.Keys = append(resp.Keys, keyView(all[i]))
+			resp.Keys = append(resp.Keys, a.keyView(all[i]))
 		} else {
 			resp.Keys = append(resp.Keys, all[i].ID)
 		}

@@ -167,12 +167,7 @@ func parseDuration(s string) (d time.Duration, never bool, err error) {
 	if s == "-1" {
 		return 0, true, nil
 	}
-	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" {
-		n, perr := strconv.ParseFloat(days, 64)
-		if perr == nil && n > 0 && n*24 <= maxDuration.Hours() {
-			return time.Duration(n * float64(24*time.Hour)), false, nil
-		}
-	} else if d, perr := time.ParseDuration(s); perr == nil && d > 0 && d <= maxDuration {
+	if d, perr := gateway.ParseDuration(s); perr == nil && d > 0 && d <= maxDuration {
 		return d, false, nil
 	}
 	return 0, false, badRequest("duration", "Invalid duration %q: want a positive number and a unit (s, m, h, d), such as 30s, 10m, 1h or 30d, or -1 for no expiry.", s)

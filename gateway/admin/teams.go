@@ -14,7 +14,8 @@ import (
 )
 
 // teamRequest is the body of /team/new and /team/update. Absent and null
-// fields leave a value unchanged on update.
+// fields leave a value unchanged on update, except the limits, which null
+// clears (see limitsRequest).
 type teamRequest struct {
 	TeamID       *string            `json:"team_id"`
 	TeamAlias    *string            `json:"team_alias"`
@@ -22,6 +23,7 @@ type teamRequest struct {
 	ModelAliases *map[string]string `json:"model_aliases"`
 	Metadata     json.RawMessage    `json:"metadata"`
 	Blocked      *bool              `json:"blocked"`
+	limitsRequest
 }
 
 // apply writes the request's fields (but not the id) onto t.
@@ -45,7 +47,7 @@ func (req *teamRequest) apply(t *gateway.Team) error {
 	if ok {
 		t.Metadata = md
 	}
-	return nil
+	return req.limitsRequest.apply(&t.Limits)
 }
 
 func (a *API) teamNew(ctx context.Context, _ *gateway.Principal, r *http.Request) (any, error) {
@@ -72,7 +74,7 @@ func (a *API) teamNew(ctx context.Context, _ *gateway.Principal, r *http.Request
 		return nil, storeError("create", "team", t.ID, err)
 	}
 	a.log.Info("admin: team created", "team_id", t.ID)
-	return teamView(t), nil
+	return a.teamView(t), nil
 }
 
 // teamID reads a required team_id from a query parameter.
@@ -97,7 +99,7 @@ func (a *API) teamInfo(ctx context.Context, _ *gateway.Principal, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
-	return TeamInfoResponse{TeamID: t.ID, TeamInfo: teamView(t), Keys: keyViews(keys)}, nil
+	return TeamInfoResponse{TeamID: t.ID, TeamInfo: a.teamView(t), Keys: a.keyViews(keys)}, nil
 }
 
 func (a *API) teamUpdate(ctx context.Context, _ *gateway.Principal, r *http.Request) (any, error) {
@@ -134,7 +136,7 @@ func (a *API) teamUpdate(ctx context.Context, _ *gateway.Principal, r *http.Requ
 		return nil, teamWriteError("update", id, err)
 	}
 	a.log.Info("admin: team updated", "team_id", t.ID)
-	return TeamUpdateResponse{TeamID: t.ID, Data: teamView(t)}, nil
+	return TeamUpdateResponse{TeamID: t.ID, Data: a.teamView(t)}, nil
 }
 
 // teamWriteError passes validation errors through and translates store
@@ -167,7 +169,7 @@ func (a *API) teamBlock(block bool) func(context.Context, *gateway.Principal, *h
 			return nil, storeError("block", "team", req.TeamID, err)
 		}
 		a.log.Info("admin: team blocked", "team_id", t.ID, "blocked", block)
-		return teamView(t), nil
+		return a.teamView(t), nil
 	}
 }
 
@@ -198,7 +200,7 @@ func (a *API) teamList(ctx context.Context, _ *gateway.Principal, _ *http.Reques
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	out := make([]TeamInfo, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, teamView(t))
+		out = append(out, a.teamView(t))
 	}
 	return out, nil
 }

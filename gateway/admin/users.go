@@ -14,14 +14,17 @@ import (
 )
 
 // userRequest is the body of /user/new and /user/update. Absent and null
-// fields leave a value unchanged on update. The key fields (auto_create_key
-// and after) are read by /user/new only.
+// fields leave a value unchanged on update, except the limits, which null
+// clears (see limitsRequest); the limits are the user's, never its new
+// key's. The key fields (auto_create_key and after) are read by /user/new
+// only.
 type userRequest struct {
 	UserID    *string         `json:"user_id"`
 	UserEmail *string         `json:"user_email"`
 	UserRole  *string         `json:"user_role"`
 	Models    *[]string       `json:"models"`
 	Metadata  json.RawMessage `json:"metadata"`
+	limitsRequest
 
 	AutoCreateKey *bool              `json:"auto_create_key"`
 	KeyAlias      *string            `json:"key_alias"`
@@ -48,7 +51,7 @@ func (req *userRequest) apply(u *gateway.User) error {
 	if ok {
 		u.Metadata = md
 	}
-	return nil
+	return req.limitsRequest.apply(&u.Limits)
 }
 
 func (a *API) userNew(ctx context.Context, _ *gateway.Principal, r *http.Request) (any, error) {
@@ -72,7 +75,7 @@ func (a *API) userNew(ctx context.Context, _ *gateway.Principal, r *http.Request
 	if err := a.validateUser(u); err != nil {
 		return nil, err
 	}
-	resp := NewUserResponse{UserInfo: userView(u)}
+	resp := NewUserResponse{UserInfo: a.userView(u)}
 	var k *gateway.Key
 	if req.AutoCreateKey == nil || *req.AutoCreateKey {
 		plain, err := a.newKey()
@@ -134,7 +137,7 @@ func (a *API) userInfo(ctx context.Context, p *gateway.Principal, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
-	resp := UserInfoResponse{UserID: u.ID, UserInfo: userView(u), Keys: keyViews(keys), Teams: []TeamInfo{}}
+	resp := UserInfoResponse{UserID: u.ID, UserInfo: a.userView(u), Keys: a.keyViews(keys), Teams: []TeamInfo{}}
 	seen := make(map[string]bool)
 	for _, k := range keys {
 		if k.TeamID == "" || seen[k.TeamID] {
@@ -148,7 +151,7 @@ func (a *API) userInfo(ctx context.Context, p *gateway.Principal, r *http.Reques
 		if err != nil {
 			return nil, storeError("get", "team", k.TeamID, err)
 		}
-		resp.Teams = append(resp.Teams, teamView(t))
+		resp.Teams = append(resp.Teams, a.teamView(t))
 	}
 	sort.Slice(resp.Teams, func(i, j int) bool { return resp.Teams[i].TeamID < resp.Teams[j].TeamID })
 	return resp, nil
@@ -177,7 +180,7 @@ func (a *API) userUpdate(ctx context.Context, _ *gateway.Principal, r *http.Requ
 		return nil, storeError("update", "user", id, err)
 	}
 	a.log.Info("admin: user updated", "user_id", u.ID)
-	return UserUpdateResponse{UserID: u.ID, Data: userView(u)}, nil
+	return UserUpdateResponse{UserID: u.ID, Data: a.userView(u)}, nil
 }
 
 func (a *API) userDelete(ctx context.Context, _ *gateway.Principal, r *http.Request) (any, error) {
@@ -230,7 +233,7 @@ func (a *API) userList(ctx context.Context, _ *gateway.Principal, r *http.Reques
 	}
 	start := (page - 1) * size
 	for i := start; i < len(us) && i < start+size; i++ {
-		resp.Users = append(resp.Users, userView(us[i]))
+		resp.Users = append(resp.Users, a.userView(us[i]))
 	}
 	return resp, nil
 }

@@ -105,6 +105,9 @@ func (a *API) validateKey(ctx context.Context, k *gateway.Key, team *gateway.Tea
 	if err := a.catalog.CheckAllowList(k.Models, k.Aliases, teamAliases); err != nil {
 		return badRequest("models", "Invalid models: %s.", problems(err))
 	}
+	if err := a.checkModelLimits(k.ModelLimits, k.Aliases, teamAliases); err != nil {
+		return err
+	}
 	if team == nil {
 		return nil
 	}

@@ -25,6 +25,8 @@ type KeyInfo struct {
 	Blocked   bool              `json:"blocked"`
 	Expires   *string           `json:"expires"`
 	CreatedAt *string           `json:"created_at"`
+	Limits
+	ModelLimits
 }
 
 // TeamInfo is a team as the admin API shows it (LiteLLM_TeamTable fields).
@@ -36,6 +38,7 @@ type TeamInfo struct {
 	Blocked      bool              `json:"blocked"`
 	Metadata     map[string]any    `json:"metadata"`
 	CreatedAt    *string           `json:"created_at"`
+	Limits
 }
 
 // UserInfo is a user as the admin API shows it (LiteLLM_UserTable fields).
@@ -46,6 +49,7 @@ type UserInfo struct {
 	Models    []string       `json:"models"`
 	Metadata  map[string]any `json:"metadata"`
 	CreatedAt *string        `json:"created_at"`
+	Limits
 }
 
 // GenerateKeyResponse answers /key/generate: the key's fields plus the
@@ -257,31 +261,33 @@ func nonNilMap[V any](m map[string]V) map[string]V {
 	return maps.Clone(m)
 }
 
-func keyView(k *gateway.Key) KeyInfo {
+func (a *API) keyView(k *gateway.Key) KeyInfo {
 	return KeyInfo{
-		Token:     k.ID,
-		KeyName:   k.Display,
-		KeyAlias:  optString(k.Alias),
-		Models:    nonNilList(k.Models),
-		Aliases:   nonNilMap(k.Aliases),
-		TeamID:    optString(k.TeamID),
-		UserID:    optString(k.UserID),
-		Metadata:  nonNilMap(k.Metadata),
-		Blocked:   k.Blocked,
-		Expires:   optTime(k.ExpiresAt),
-		CreatedAt: optTime(k.CreatedAt),
+		Token:       k.ID,
+		KeyName:     k.Display,
+		KeyAlias:    optString(k.Alias),
+		Models:      nonNilList(k.Models),
+		Aliases:     nonNilMap(k.Aliases),
+		TeamID:      optString(k.TeamID),
+		UserID:      optString(k.UserID),
+		Metadata:    nonNilMap(k.Metadata),
+		Blocked:     k.Blocked,
+		Expires:     optTime(k.ExpiresAt),
+		CreatedAt:   optTime(k.CreatedAt),
+		Limits:      a.limitsView(k.Limits, gateway.LayerKey, k.ID),
+		ModelLimits: modelLimitsView(k.ModelLimits),
 	}
 }
 
-func keyViews(ks []*gateway.Key) []KeyInfo {
+func (a *API) keyViews(ks []*gateway.Key) []KeyInfo {
 	out := make([]KeyInfo, 0, len(ks))
 	for _, k := range ks {
-		out = append(out, keyView(k))
+		out = append(out, a.keyView(k))
 	}
 	return out
 }
 
-func teamView(t *gateway.Team) TeamInfo {
+func (a *API) teamView(t *gateway.Team) TeamInfo {
 	return TeamInfo{
 		TeamID:       t.ID,
 		TeamAlias:    optString(t.Alias),
@@ -290,10 +296,11 @@ func teamView(t *gateway.Team) TeamInfo {
 		Blocked:      t.Blocked,
 		Metadata:     nonNilMap(t.Metadata),
 		CreatedAt:    optTime(t.CreatedAt),
+		Limits:       a.limitsView(t.Limits, gateway.LayerTeam, t.ID),
 	}
 }
 
-func userView(u *gateway.User) UserInfo {
+func (a *API) userView(u *gateway.User) UserInfo {
 	return UserInfo{
 		UserID:    u.ID,
 		UserEmail: optString(u.Email),
@@ -301,5 +308,6 @@ func userView(u *gateway.User) UserInfo {
 		Models:    nonNilList(u.Models),
 		Metadata:  nonNilMap(u.Metadata),
 		CreatedAt: optTime(u.CreatedAt),
+		Limits:    a.limitsView(u.Limits, gateway.LayerUser, u.ID),
 	}
 }

@@ -50,6 +50,8 @@ type keyRec struct {
 	key     gateway.Key
 	models  allowList
 	aliases aliasTable
+	// limitModels are the names of the key's model_* maps.
+	limitModels []modelName
 }
 
 // principals is gateway_settings as read, before validation against the
@@ -238,7 +240,7 @@ func (p *parser) teams(n *yaml.Node) []teamRec {
 	ids := make(map[string]int)
 	for i, item := range items {
 		path := fmt.Sprintf("gateway_settings.teams[%d]", i)
-		fields, ok := p.strict(item, path, "team_id", "team_alias", "models", "model_aliases", "blocked", "metadata")
+		fields, ok := p.strict(item, path, append([]string{"team_id", "team_alias", "models", "model_aliases", "blocked", "metadata"}, limitFields...)...)
 		if !ok && fields == nil {
 			continue
 		}
@@ -259,6 +261,8 @@ func (p *parser) teams(n *yaml.Node) []teamRec {
 				r.team.Blocked, _ = p.boolean(f.value, fp)
 			case "metadata":
 				r.team.Metadata, _ = p.metadata(f.value, fp)
+			default:
+				p.limitField(f, fp, &r.team.Limits)
 			}
 		}
 		if r.team.ID == "" {
@@ -283,7 +287,7 @@ func (p *parser) users(n *yaml.Node) []userRec {
 	ids := make(map[string]int)
 	for i, item := range items {
 		path := fmt.Sprintf("gateway_settings.users[%d]", i)
-		fields, ok := p.strict(item, path, "user_id", "user_email", "models", "user_role", "metadata")
+		fields, ok := p.strict(item, path, append([]string{"user_id", "user_email", "models", "user_role", "metadata"}, limitFields...)...)
 		if !ok && fields == nil {
 			continue
 		}
@@ -306,6 +310,8 @@ func (p *parser) users(n *yaml.Node) []userRec {
 				r.user.Role = role
 			case "metadata":
 				r.user.Metadata, _ = p.metadata(f.value, fp)
+			default:
+				p.limitField(f, fp, &r.user.Limits)
 			}
 		}
 		if r.user.Role == "" {
@@ -332,7 +338,8 @@ func (p *parser) keys(n *yaml.Node, pr *principals) []keyRec {
 	hashes := make(map[string]int)
 	for i, item := range items {
 		path := fmt.Sprintf("gateway_settings.keys[%d]", i)
-		fields, ok := p.strict(item, path, "key", "key_alias", "user_id", "team_id", "models", "aliases", "blocked", "metadata", "expires", "duration")
+		known := append([]string{"key", "key_alias", "user_id", "team_id", "models", "aliases", "blocked", "metadata", "expires", "duration"}, limitFields...)
+		fields, ok := p.strict(item, path, append(known, modelLimitFields...)...)
 		if !ok && fields == nil {
 			continue
 		}
@@ -382,6 +389,10 @@ func (p *parser) keys(n *yaml.Node, pr *principals) []keyRec {
 				expires = &f
 			case "duration":
 				duration = &f
+			default:
+				if !p.limitField(f, fp, &r.key.Limits) {
+					p.modelLimitField(f, fp, &r.key.ModelLimits, &r.limitModels)
+				}
 			}
 		}
 		p.expiry(&r.key, path, expires, duration)
@@ -479,6 +490,7 @@ func (p *parser) validatePrincipals(pr *principals) {
 		}
 		p.aliasProblems(c.CheckAliases(k.key.Aliases, ta), k.aliases, gateway.SourceKey, known)
 		p.allowListProblems(c.CheckAllowList(k.models.entries, k.key.Aliases, ta), k.models)
+		p.modelLimitProblems(k.limitModels, k.key.Aliases, ta)
 	}
 }
 

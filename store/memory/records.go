@@ -33,10 +33,12 @@ func normKey(k *gateway.Key) (*gateway.Key, error) {
 	}
 	n := *k
 	n.Models = normList(k.Models)
-	n.Aliases = normMap(k.Aliases)
+	n.Aliases = emptyNil(k.Aliases)
 	n.Metadata = md
 	n.ExpiresAt = normTime(k.ExpiresAt)
 	n.CreatedAt = normTime(k.CreatedAt)
+	n.Limits = copyLimits(k.Limits)
+	n.ModelLimits = copyModelLimits(k.ModelLimits)
 	return &n, nil
 }
 
@@ -51,9 +53,10 @@ func normTeam(t *gateway.Team) (*gateway.Team, error) {
 	}
 	n := *t
 	n.Models = normList(t.Models)
-	n.ModelAliases = normMap(t.ModelAliases)
+	n.ModelAliases = emptyNil(t.ModelAliases)
 	n.Metadata = md
 	n.CreatedAt = normTime(t.CreatedAt)
+	n.Limits = copyLimits(t.Limits)
 	return &n, nil
 }
 
@@ -70,6 +73,7 @@ func normUser(u *gateway.User) (*gateway.User, error) {
 	n.Models = normList(u.Models)
 	n.Metadata = md
 	n.CreatedAt = normTime(u.CreatedAt)
+	n.Limits = copyLimits(u.Limits)
 	return &n, nil
 }
 
@@ -78,6 +82,8 @@ func copyKey(k *gateway.Key) *gateway.Key {
 	c.Models = slices.Clone(k.Models)
 	c.Aliases = maps.Clone(k.Aliases)
 	c.Metadata = copyObject(k.Metadata)
+	c.Limits = copyLimits(k.Limits)
+	c.ModelLimits = copyModelLimits(k.ModelLimits)
 	return &c
 }
 
@@ -86,6 +92,7 @@ func copyTeam(t *gateway.Team) *gateway.Team {
 	c.Models = slices.Clone(t.Models)
 	c.ModelAliases = maps.Clone(t.ModelAliases)
 	c.Metadata = copyObject(t.Metadata)
+	c.Limits = copyLimits(t.Limits)
 	return &c
 }
 
@@ -93,7 +100,45 @@ func copyUser(u *gateway.User) *gateway.User {
 	c := *u
 	c.Models = slices.Clone(u.Models)
 	c.Metadata = copyObject(u.Metadata)
+	c.Limits = copyLimits(u.Limits)
 	return &c
+}
+
+// copyLimits copies l, so that no caller shares its numbers with the
+// store.
+func copyLimits(l gateway.Limits) gateway.Limits {
+	l.MaxBudget = copyPtr(l.MaxBudget)
+	l.SoftBudget = copyPtr(l.SoftBudget)
+	l.RPMLimit = copyPtr(l.RPMLimit)
+	l.TPMLimit = copyPtr(l.TPMLimit)
+	l.MaxParallelRequests = copyPtr(l.MaxParallelRequests)
+	return l
+}
+
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// copyModelLimits copies m; empty maps are nil, as PostgreSQL gives them
+// back.
+func copyModelLimits(m gateway.ModelLimits) gateway.ModelLimits {
+	return gateway.ModelLimits{
+		RPM:    emptyNil(m.RPM),
+		TPM:    emptyNil(m.TPM),
+		Budget: emptyNil(m.Budget),
+	}
+}
+
+// emptyNil copies m; empty is nil.
+func emptyNil[V any](m map[string]V) map[string]V {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
 }
 
 // checkID refuses ids PostgreSQL could not store as text.
@@ -134,14 +179,6 @@ func normList(l []string) []string {
 		return nil
 	}
 	return slices.Clone(l)
-}
-
-// normMap copies m; empty is nil.
-func normMap(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	return maps.Clone(m)
 }
 
 // normMetadata returns md as a JSON round trip gives it back (numbers as

@@ -14,9 +14,9 @@ import (
 // Column lists, in the order the scan functions read them.
 const (
 	keyCols = `key_hash, display, alias, role, models, aliases, coalesce(team_id, ''),
-		coalesce(user_id, ''), metadata, blocked, expires_at, created_at`
-	teamCols = `team_id, alias, models, model_aliases, blocked, metadata, created_at`
-	userCols = `user_id, email, role, models, metadata, created_at`
+		coalesce(user_id, ''), metadata, blocked, expires_at, created_at, limits`
+	teamCols = `team_id, alias, models, model_aliases, blocked, metadata, created_at, limits`
+	userCols = `user_id, email, role, models, metadata, created_at, limits`
 )
 
 // scanner is pgx.Row and pgx.Rows.
@@ -26,35 +26,45 @@ func scanKey(row scanner) (*gateway.Key, error) {
 	var (
 		k   gateway.Key
 		exp *time.Time
+		lim limitsDoc
 	)
 	err := row.Scan(&k.ID, &k.Display, &k.Alias, &k.Role, &k.Models, &k.Aliases, &k.TeamID,
-		&k.UserID, &k.Metadata, &k.Blocked, &exp, &k.CreatedAt)
+		&k.UserID, &k.Metadata, &k.Blocked, &exp, &k.CreatedAt, &lim)
 	if err != nil {
 		return nil, err
 	}
 	if exp != nil {
 		k.ExpiresAt = *exp
 	}
+	k.Limits, k.ModelLimits = lim.limits(), lim.modelLimits()
 	normKey(&k)
 	return &k, nil
 }
 
 func scanTeam(row scanner) (*gateway.Team, error) {
-	var t gateway.Team
-	err := row.Scan(&t.ID, &t.Alias, &t.Models, &t.ModelAliases, &t.Blocked, &t.Metadata, &t.CreatedAt)
+	var (
+		t   gateway.Team
+		lim limitsDoc
+	)
+	err := row.Scan(&t.ID, &t.Alias, &t.Models, &t.ModelAliases, &t.Blocked, &t.Metadata, &t.CreatedAt, &lim)
 	if err != nil {
 		return nil, err
 	}
+	t.Limits = lim.limits()
 	normTeam(&t)
 	return &t, nil
 }
 
 func scanUser(row scanner) (*gateway.User, error) {
-	var u gateway.User
-	err := row.Scan(&u.ID, &u.Email, &u.Role, &u.Models, &u.Metadata, &u.CreatedAt)
+	var (
+		u   gateway.User
+		lim limitsDoc
+	)
+	err := row.Scan(&u.ID, &u.Email, &u.Role, &u.Models, &u.Metadata, &u.CreatedAt, &lim)
 	if err != nil {
 		return nil, err
 	}
+	u.Limits = lim.limits()
 	normUser(&u)
 	return &u, nil
 }
@@ -104,7 +114,7 @@ func utc(t time.Time) time.Time {
 }
 
 // keyArgs are the values of a key's columns in keyCols order, minus
-// created_at: $1 key_hash … $11 expires_at.
+// created_at: $1 key_hash … $11 expires_at, $12 limits.
 func keyArgs(k *gateway.Key) ([]any, error) {
 	if err := checkKey(k); err != nil {
 		return nil, err
@@ -118,10 +128,10 @@ func keyArgs(k *gateway.Key) ([]any, error) {
 		return nil, fmt.Errorf("key metadata: %w", err)
 	}
 	return []any{k.ID, k.Display, k.Alias, k.Role, list(k.Models), aliases, nullText(k.TeamID),
-		nullText(k.UserID), md, k.Blocked, nullTime(k.ExpiresAt)}, nil
+		nullText(k.UserID), md, k.Blocked, nullTime(k.ExpiresAt), newLimitsDoc(k.Limits, k.ModelLimits)}, nil
 }
 
-// teamArgs: $1 team_id … $6 metadata.
+// teamArgs: $1 team_id … $6 metadata, $7 limits.
 func teamArgs(t *gateway.Team) ([]any, error) {
 	if err := checkID("team", t.ID); err != nil {
 		return nil, err
@@ -134,10 +144,10 @@ func teamArgs(t *gateway.Team) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("team %q metadata: %w", t.ID, err)
 	}
-	return []any{t.ID, t.Alias, list(t.Models), aliases, t.Blocked, md}, nil
+	return []any{t.ID, t.Alias, list(t.Models), aliases, t.Blocked, md, newLimitsDoc(t.Limits, gateway.ModelLimits{})}, nil
 }
 
-// userArgs: $1 user_id … $5 metadata.
+// userArgs: $1 user_id … $5 metadata, $6 limits.
 func userArgs(u *gateway.User) ([]any, error) {
 	if err := checkID("user", u.ID); err != nil {
 		return nil, err
@@ -146,7 +156,7 @@ func userArgs(u *gateway.User) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user %q metadata: %w", u.ID, err)
 	}
-	return []any{u.ID, u.Email, u.Role, list(u.Models), md}, nil
+	return []any{u.ID, u.Email, u.Role, list(u.Models), md, newLimitsDoc(u.Limits, gateway.ModelLimits{})}, nil
 }
 
 // checkKey refuses anything that is not a hash as a key id and any display
@@ -217,4 +227,43 @@ func nullTime(t time.Time) any {
 		return nil
 	}
 	return t
+}
+
+// limitsDoc is the limits column: a record's limits under LiteLLM's
+// names, absent when unset. pgx encodes it to jsonb and decodes it back
+// with encoding/json.
+type limitsDoc struct {
+	MaxBudget           *float64                       `json:"max_budget,omitempty"`
+	BudgetDuration      string                         `json:"budget_duration,omitempty"`
+	SoftBudget          *float64                       `json:"soft_budget,omitempty"`
+	RPMLimit            *int64                         `json:"rpm_limit,omitempty"`
+	TPMLimit            *int64                         `json:"tpm_limit,omitempty"`
+	MaxParallelRequests *int64                         `json:"max_parallel_requests,omitempty"`
+	ModelRPMLimit       map[string]int64               `json:"model_rpm_limit,omitempty"`
+	ModelTPMLimit       map[string]int64               `json:"model_tpm_limit,omitempty"`
+	ModelMaxBudget      map[string]gateway.ModelBudget `json:"model_max_budget,omitempty"`
+}
+
+func newLimitsDoc(l gateway.Limits, m gateway.ModelLimits) limitsDoc {
+	return limitsDoc{
+		MaxBudget: l.MaxBudget, BudgetDuration: l.BudgetDuration, SoftBudget: l.SoftBudget,
+		RPMLimit: l.RPMLimit, TPMLimit: l.TPMLimit, MaxParallelRequests: l.MaxParallelRequests,
+		ModelRPMLimit: m.RPM, ModelTPMLimit: m.TPM, ModelMaxBudget: m.Budget,
+	}
+}
+
+func (d *limitsDoc) limits() gateway.Limits {
+	return gateway.Limits{
+		MaxBudget: d.MaxBudget, BudgetDuration: d.BudgetDuration, SoftBudget: d.SoftBudget,
+		RPMLimit: d.RPMLimit, TPMLimit: d.TPMLimit, MaxParallelRequests: d.MaxParallelRequests,
+	}
+}
+
+// modelLimits are the key's per-model limits; empty maps are nil.
+func (d *limitsDoc) modelLimits() gateway.ModelLimits {
+	return gateway.ModelLimits{
+		RPM:    emptyNilMap(d.ModelRPMLimit),
+		TPM:    emptyNilMap(d.ModelTPMLimit),
+		Budget: emptyNilMap(d.ModelMaxBudget),
+	}
 }

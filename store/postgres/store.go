@@ -13,9 +13,9 @@ import (
 
 const principalQuery = `
 SELECT k.key_hash, k.display, k.alias, k.role, k.models, k.aliases, coalesce(k.team_id, ''),
-       coalesce(k.user_id, ''), k.metadata, k.blocked, k.expires_at, k.created_at,
-       t.team_id, t.alias, t.models, t.model_aliases, t.blocked, t.metadata, t.created_at,
-       u.user_id, u.email, u.role, u.models, u.metadata, u.created_at
+       coalesce(k.user_id, ''), k.metadata, k.blocked, k.expires_at, k.created_at, k.limits,
+       t.team_id, t.alias, t.models, t.model_aliases, t.blocked, t.metadata, t.created_at, t.limits,
+       u.user_id, u.email, u.role, u.models, u.metadata, u.created_at, u.limits
 FROM keys k
 LEFT JOIN teams t ON t.team_id = k.team_id
 LEFT JOIN users u ON u.user_id = k.user_id
@@ -41,6 +41,7 @@ func scanPrincipal(row pgx.Row) (*gateway.Principal, error) {
 	var (
 		k   gateway.Key
 		exp *time.Time
+		lim limitsDoc
 		// Team and user columns are NULL when the key has none.
 		tID, tAlias *string
 		tModels     []string
@@ -48,40 +49,43 @@ func scanPrincipal(row pgx.Row) (*gateway.Principal, error) {
 		tBlocked    *bool
 		tMeta       map[string]any
 		tCreated    *time.Time
+		tLimits     *limitsDoc
 		uID, uEmail *string
 		uRole       *string
 		uModels     []string
 		uMeta       map[string]any
 		uCreated    *time.Time
+		uLimits     *limitsDoc
 	)
 	err := row.Scan(&k.ID, &k.Display, &k.Alias, &k.Role, &k.Models, &k.Aliases, &k.TeamID,
-		&k.UserID, &k.Metadata, &k.Blocked, &exp, &k.CreatedAt,
-		&tID, &tAlias, &tModels, &tAliases, &tBlocked, &tMeta, &tCreated,
-		&uID, &uEmail, &uRole, &uModels, &uMeta, &uCreated)
+		&k.UserID, &k.Metadata, &k.Blocked, &exp, &k.CreatedAt, &lim,
+		&tID, &tAlias, &tModels, &tAliases, &tBlocked, &tMeta, &tCreated, &tLimits,
+		&uID, &uEmail, &uRole, &uModels, &uMeta, &uCreated, &uLimits)
 	if err != nil {
 		return nil, err
 	}
 	if exp != nil {
 		k.ExpiresAt = *exp
 	}
+	k.Limits, k.ModelLimits = lim.limits(), lim.modelLimits()
 	normKey(&k)
 	p := &gateway.Principal{Key: &k}
 	if tID != nil {
 		p.Team = &gateway.Team{ID: *tID, Alias: *tAlias, Models: tModels, ModelAliases: tAliases,
-			Blocked: *tBlocked, Metadata: tMeta, CreatedAt: *tCreated}
+			Blocked: *tBlocked, Metadata: tMeta, CreatedAt: *tCreated, Limits: tLimits.limits()}
 		normTeam(p.Team)
 	}
 	if uID != nil {
 		p.User = &gateway.User{ID: *uID, Email: *uEmail, Role: *uRole, Models: uModels,
-			Metadata: uMeta, CreatedAt: *uCreated}
+			Metadata: uMeta, CreatedAt: *uCreated, Limits: uLimits.limits()}
 		normUser(p.User)
 	}
 	return p, nil
 }
 
 const insertKey = `INSERT INTO keys (key_hash, display, alias, role, models, aliases, team_id, user_id,
-	metadata, blocked, expires_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()))
+	metadata, blocked, expires_at, limits, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()))
 RETURNING created_at`
 
 // CreateKey implements gateway.Store. A zero k.CreatedAt is set to the
@@ -142,7 +146,7 @@ func (s *Store) UpdateKey(ctx context.Context, keyHash string, fn func(*gateway.
 		}
 		out, err = scanKey(tx.QueryRow(ctx, `UPDATE keys SET display = $2, alias = $3, role = $4,
 			models = $5, aliases = $6, team_id = $7, user_id = $8, metadata = $9, blocked = $10,
-			expires_at = $11, updated_at = now() WHERE key_hash = $1 RETURNING `+keyCols, args...))
+			expires_at = $11, limits = $12, updated_at = now() WHERE key_hash = $1 RETURNING `+keyCols, args...))
 		if err != nil {
 			return nil, translate(ctx, err)
 		}

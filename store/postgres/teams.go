@@ -22,7 +22,7 @@ func (s *Store) CreateTeam(ctx context.Context, t *gateway.Team) error {
 	var created time.Time
 	err = s.write(ctx, func(tx pgx.Tx) ([]gateway.Change, error) {
 		err := tx.QueryRow(ctx, `INSERT INTO teams (team_id, alias, models, model_aliases, blocked,
-			metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
+			metadata, limits, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
 			RETURNING created_at`, append(args, nullTime(t.CreatedAt))...).Scan(&created)
 		if err != nil {
 			return nil, translate(ctx, err)
@@ -72,7 +72,7 @@ func (s *Store) UpdateTeam(ctx context.Context, id string, fn func(*gateway.Team
 			return nil, err
 		}
 		out, err = scanTeam(tx.QueryRow(ctx, `UPDATE teams SET alias = $2, models = $3,
-			model_aliases = $4, blocked = $5, metadata = $6, updated_at = now()
+			model_aliases = $4, blocked = $5, metadata = $6, limits = $7, updated_at = now()
 			WHERE team_id = $1 RETURNING `+teamCols, args...))
 		if err != nil {
 			return nil, translate(ctx, err)
@@ -170,8 +170,8 @@ func (s *Store) CreateUser(ctx context.Context, u *gateway.User, k *gateway.Key)
 	}
 	var uCreated, kCreated time.Time
 	err = s.write(ctx, func(tx pgx.Tx) ([]gateway.Change, error) {
-		err := tx.QueryRow(ctx, `INSERT INTO users (user_id, email, role, models, metadata, created_at)
-			VALUES ($1, $2, $3, $4, $5, coalesce($6, now())) RETURNING created_at`,
+		err := tx.QueryRow(ctx, `INSERT INTO users (user_id, email, role, models, metadata, limits,
+			created_at) VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now())) RETURNING created_at`,
 			append(args, nullTime(u.CreatedAt))...).Scan(&uCreated)
 		if err != nil {
 			return nil, translate(ctx, err)
@@ -231,7 +231,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*gateway.User
 			return nil, err
 		}
 		out, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET email = $2, role = $3, models = $4,
-			metadata = $5, updated_at = now() WHERE user_id = $1 RETURNING `+userCols, args...))
+			metadata = $5, limits = $6, updated_at = now() WHERE user_id = $1 RETURNING `+userCols, args...))
 		if err != nil {
 			return nil, translate(ctx, err)
 		}

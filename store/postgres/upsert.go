@@ -14,32 +14,35 @@ import (
 // configuration at start writes nothing. A replaced row keeps its
 // created_at.
 const (
-	upsertTeam = `INSERT INTO teams (team_id, alias, models, model_aliases, blocked, metadata, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
+	upsertTeam = `INSERT INTO teams (team_id, alias, models, model_aliases, blocked, metadata, limits, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
 ON CONFLICT (team_id) DO UPDATE SET alias = excluded.alias, models = excluded.models,
 	model_aliases = excluded.model_aliases, blocked = excluded.blocked, metadata = excluded.metadata,
-	updated_at = now()
-WHERE (teams.alias, teams.models, teams.model_aliases, teams.blocked, teams.metadata)
-	IS DISTINCT FROM (excluded.alias, excluded.models, excluded.model_aliases, excluded.blocked, excluded.metadata)`
+	limits = excluded.limits, updated_at = now()
+WHERE (teams.alias, teams.models, teams.model_aliases, teams.blocked, teams.metadata, teams.limits)
+	IS DISTINCT FROM (excluded.alias, excluded.models, excluded.model_aliases, excluded.blocked, excluded.metadata,
+	excluded.limits)`
 
-	upsertUser = `INSERT INTO users (user_id, email, role, models, metadata, created_at)
-VALUES ($1, $2, $3, $4, $5, coalesce($6, now()))
+	upsertUser = `INSERT INTO users (user_id, email, role, models, metadata, limits, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
 ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, role = excluded.role,
-	models = excluded.models, metadata = excluded.metadata, updated_at = now()
-WHERE (users.email, users.role, users.models, users.metadata)
-	IS DISTINCT FROM (excluded.email, excluded.role, excluded.models, excluded.metadata)`
+	models = excluded.models, metadata = excluded.metadata, limits = excluded.limits, updated_at = now()
+WHERE (users.email, users.role, users.models, users.metadata, users.limits)
+	IS DISTINCT FROM (excluded.email, excluded.role, excluded.models, excluded.metadata, excluded.limits)`
 
 	upsertKey = `INSERT INTO keys (key_hash, display, alias, role, models, aliases, team_id, user_id,
-	metadata, blocked, expires_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, now()))
+	metadata, blocked, expires_at, limits, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()))
 ON CONFLICT (key_hash) DO UPDATE SET display = excluded.display, alias = excluded.alias,
 	role = excluded.role, models = excluded.models, aliases = excluded.aliases,
 	team_id = excluded.team_id, user_id = excluded.user_id, metadata = excluded.metadata,
-	blocked = excluded.blocked, expires_at = excluded.expires_at, updated_at = now()
+	blocked = excluded.blocked, expires_at = excluded.expires_at, limits = excluded.limits,
+	updated_at = now()
 WHERE (keys.display, keys.alias, keys.role, keys.models, keys.aliases, keys.team_id, keys.user_id,
-	keys.metadata, keys.blocked, keys.expires_at)
+	keys.metadata, keys.blocked, keys.expires_at, keys.limits)
 	IS DISTINCT FROM (excluded.display, excluded.alias, excluded.role, excluded.models, excluded.aliases,
-	excluded.team_id, excluded.user_id, excluded.metadata, excluded.blocked, excluded.expires_at)`
+	excluded.team_id, excluded.user_id, excluded.metadata, excluded.blocked, excluded.expires_at,
+	excluded.limits)`
 )
 
 // Upsert implements gateway.Store in one transaction: teams, then users,

@@ -240,10 +240,13 @@ func testListTeamsAndUsers(t *testing.T, s gateway.Store) {
 // seedConfig is what a configuration file would seed.
 func seedConfig() ([]gateway.Team, []gateway.User, []gateway.Key) {
 	teams := []gateway.Team{{ID: "research", Alias: "Research", Models: []string{"default-models"},
-		ModelAliases: map[string]string{"fast": "gpt-4o-mini"}, Metadata: map[string]any{"n": 1}}}
-	users := []gateway.User{{ID: "alice", Email: "alice@example.com", Role: gateway.RoleInternalUser}}
+		ModelAliases: map[string]string{"fast": "gpt-4o-mini"}, Metadata: map[string]any{"n": 1},
+		Limits: gateway.Limits{MaxBudget: ptr(100.0), BudgetDuration: "30d"}}}
+	users := []gateway.User{{ID: "alice", Email: "alice@example.com", Role: gateway.RoleInternalUser,
+		Limits: gateway.Limits{RPMLimit: ptr(int64(60))}}}
 	k1 := newKey("sk-seed-alice-1", "research", "alice")
 	k1.Alias, k1.Models = "alice-laptop", []string{"gpt-4o"}
+	k1.Limits, k1.ModelLimits = fullLimits(), fullModelLimits()
 	k2 := newKey("sk-seed-alice-2", "", "alice")
 	k2.ExpiresAt = time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC)
 	return teams, users, []gateway.Key{k1, k2}
@@ -299,6 +302,9 @@ func testUpsert(t *testing.T, s gateway.Store) {
 		users[0].Email = "alice@new.example.com"
 		keys[0].Models, keys[0].TeamID, keys[0].Alias = nil, "", ""
 		keys[1].ExpiresAt = time.Time{}
+		teams[0].Limits.MaxBudget, users[0].Limits = ptr(50.0), gateway.Limits{}
+		keys[0].Limits.RPMLimit, keys[0].ModelLimits.TPM = nil, nil
+		keys[1].Limits.TPMLimit = ptr(int64(0))
 		if err := s.Upsert(ctx, teams, users, keys); err != nil {
 			t.Fatalf("Upsert(changed) = %v, want nil", err)
 		}

@@ -7,6 +7,8 @@
 //     CreatedAt is filled in by Create* (also in the caller's record);
 //   - empty and nil lists and maps are the same;
 //   - metadata round-trips as JSON (nested objects and arrays);
+//   - limits round-trip exactly: a limit of 0 is kept apart from no limit,
+//     and empty per-model maps are nil;
 //   - a key id must be a SHA-256 hex digest and its display form may show
 //     at most 4 characters of the key;
 //   - ListTeams and ListUsers are sorted by id; ListKeys pages are stable;
@@ -51,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) gateway.Store) {
 		{"DeleteCascades", testDeleteCascades},
 		{"ListKeys", testListKeys},
 		{"ListTeamsAndUsers", testListTeamsAndUsers},
+		{"Limits", testLimits},
 		{"Upsert", testUpsert},
 		{"UpsertAtomic", testUpsertAtomic},
 		{"Subscribe", testSubscribe},
@@ -168,6 +171,8 @@ func diffKey(got, want *gateway.Key) string {
 	d.json("Metadata", got.Metadata, want.Metadata)
 	d.eq("Blocked", got.Blocked, want.Blocked)
 	d.time("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	d.limits("Limits", got.Limits, want.Limits)
+	d.modelLimits("ModelLimits", got.ModelLimits, want.ModelLimits)
 	if !want.CreatedAt.IsZero() {
 		d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
 	}
@@ -182,6 +187,7 @@ func diffTeam(got, want *gateway.Team) string {
 	d.strMap("ModelAliases", got.ModelAliases, want.ModelAliases)
 	d.eq("Blocked", got.Blocked, want.Blocked)
 	d.json("Metadata", got.Metadata, want.Metadata)
+	d.limits("Limits", got.Limits, want.Limits)
 	if !want.CreatedAt.IsZero() {
 		d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
 	}
@@ -195,6 +201,7 @@ func diffUser(got, want *gateway.User) string {
 	d.eq("Role", got.Role, want.Role)
 	d.list("Models", got.Models, want.Models)
 	d.json("Metadata", got.Metadata, want.Metadata)
+	d.limits("Limits", got.Limits, want.Limits)
 	if !want.CreatedAt.IsZero() {
 		d.time("CreatedAt", got.CreatedAt, want.CreatedAt)
 	}
@@ -237,6 +244,36 @@ func (d *diffs) strMap(field string, got, want map[string]string) {
 			d.add(field, got, want)
 		}
 	}
+}
+
+// limits compares limits by value: set or not, and the number.
+func (d *diffs) limits(field string, got, want gateway.Limits) {
+	if !reflect.DeepEqual(got, want) {
+		d.add(field, fmt.Sprintf("%+v", showLimits(got)), fmt.Sprintf("%+v", showLimits(want)))
+	}
+}
+
+// modelLimits compares per-model limits, treating nil and empty maps alike.
+func (d *diffs) modelLimits(field string, got, want gateway.ModelLimits) {
+	if !maps.Equal(got.RPM, want.RPM) || !maps.Equal(got.TPM, want.TPM) || !maps.Equal(got.Budget, want.Budget) {
+		d.add(field, got, want)
+	}
+}
+
+// showLimits spells out the numbers behind the pointers of l.
+func showLimits(l gateway.Limits) map[string]any {
+	m := map[string]any{"budget_duration": l.BudgetDuration}
+	for name, p := range map[string]*float64{"max_budget": l.MaxBudget, "soft_budget": l.SoftBudget} {
+		if p != nil {
+			m[name] = *p
+		}
+	}
+	for name, p := range map[string]*int64{"rpm_limit": l.RPMLimit, "tpm_limit": l.TPMLimit, "max_parallel_requests": l.MaxParallelRequests} {
+		if p != nil {
+			m[name] = *p
+		}
+	}
+	return m
 }
 
 // json compares objects as JSON documents.
