@@ -77,12 +77,9 @@ type API struct {
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
-<<<<<<< HEAD
 	reports SpendReporter
-=======
 	// spendReader is Config.Spend; nil when not set.
 	spendReader gateway.SpendReader
->>>>>>> limitfields
 }
 
 // New returns an API for cfg.
@@ -102,12 +99,9 @@ func New(cfg Config) (*API, error) {
 		now:     cfg.Now,
 		rand:    cfg.Rand,
 		log:     cfg.Logger,
-<<<<<<< HEAD
 		reports: cfg.Reports,
-=======
 
 		spendReader: cfg.Spend,
->>>>>>> limitfields
 	}
 	if a.now == nil {
 		a.now = time.Now
