@@ -291,6 +291,8 @@ func TestEndpoints(t *testing.T) {
 		"GET /user/list":     OpUserList,
 		"GET /model/info":    OpModelInfo,
 		"GET /v1/model/info": OpModelInfo,
+
+		"GET /global/spend/report": OpSpendReport,
 	}
 	got := make(map[string]string)
 	for _, e := range f.api.Endpoints() {
