@@ -71,21 +71,29 @@ const (
 	LimitParallel = "parallel"
 )
 
-// Spend is what a layer (or a key's model group) has spent in its current
-// budget period, as this replica knows it.
-type Spend struct {
-	// USD spent since the period began.
-	USD float64
-	// ResetAt is when the period ends and spend returns to 0; zero when the
-	// budget never resets.
-	ResetAt time.Time
+// SpendReader reports spend, for the admin API's info and list answers
+// and the policy input: what a layer (a key hash, team id or user id) has
+// spent in the budget period that began at period (see BudgetPeriod), as
+// this replica knows it.
+type SpendReader interface {
+	Spend(layer, id string, period time.Time) float64
 }
 
-// SpendReader reports spend, for the admin API's info and list answers
-// and the policy input. layer is LayerKey, LayerTeam or LayerUser; id the
-// key hash, team id or user id.
-type SpendReader interface {
-	Spend(layer, id string) Spend
+// BudgetPeriod returns the budget period that holds now for a layer
+// created at anchor whose spend resets every d (DESIGN §11): periods follow
+// each other from anchor, so every replica computes the same ones without
+// asking another. With d ≤ 0 spend never resets: one period from the Unix
+// epoch, whose end is zero.
+func BudgetPeriod(anchor time.Time, d time.Duration, now time.Time) (start, end time.Time) {
+	if d <= 0 || anchor.IsZero() {
+		return time.Unix(0, 0).UTC(), time.Time{}
+	}
+	if now.Before(anchor) {
+		return anchor, anchor.Add(d)
+	}
+	n := now.Sub(anchor) / d
+	start = anchor.Add(n * d)
+	return start, start.Add(d)
 }
 
 // Usage is what one call used, as the upstream reported it (DESIGN §11).

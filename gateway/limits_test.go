@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCost(t *testing.T) {
@@ -40,5 +41,30 @@ func TestLimitError(t *testing.T) {
 	rpm := &LimitError{Layer: LayerKey, Kind: LimitRPM, Model: "gpt-4o"}
 	if errors.Is(rpm, ErrBudgetExceeded) || !strings.Contains(rpm.Error(), "key (model gpt-4o) requests per minute") {
 		t.Errorf("rpm error = %q", rpm)
+	}
+}
+
+func TestBudgetPeriod(t *testing.T) {
+	anchor := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name       string
+		d          time.Duration
+		now        time.Time
+		start, end time.Time
+	}{
+		{"never resets", 0, anchor.Add(400 * day), time.Unix(0, 0).UTC(), time.Time{}},
+		{"first period", day, anchor.Add(time.Hour), anchor, anchor.Add(day)},
+		{"at a boundary", day, anchor.Add(3 * day), anchor.Add(3 * day), anchor.Add(4 * day)},
+		{"later period", 30 * day, anchor.Add(65 * day), anchor.Add(60 * day), anchor.Add(90 * day)},
+		{"clock before the anchor", day, anchor.Add(-time.Hour), anchor, anchor.Add(day)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start, end := BudgetPeriod(anchor, tc.d, tc.now)
+			if !start.Equal(tc.start) || !end.Equal(tc.end) {
+				t.Errorf("BudgetPeriod = %v, %v; want %v, %v", start, end, tc.start, tc.end)
+			}
+		})
 	}
 }

@@ -66,10 +66,11 @@ func limitsOf(t *testing.T, r response, path ...string) limitFields {
 	if err := json.Unmarshal(b, &l); err != nil {
 		t.Fatal(err)
 	}
-	if l.Spend == nil || *l.Spend != 0 || l.BudgetResetAt != nil {
-		t.Errorf("spend, budget_reset_at = %v, %v, want 0 and null (no spend reader yet)", l.Spend, l.BudgetResetAt)
+	// Nothing was spent; a budget that resets shows when.
+	if l.Spend == nil || *l.Spend != 0 || (l.BudgetResetAt != nil) != (l.BudgetDuration != nil) {
+		t.Errorf("spend, budget_reset_at = %v, %v, want 0, and a reset time exactly when budget_duration is set (%v)", l.Spend, l.BudgetResetAt, l.BudgetDuration)
 	}
-	l.Spend = nil
+	l.Spend, l.BudgetResetAt = nil, nil
 	return l
 }
 
@@ -110,10 +111,11 @@ func TestLimitFields(t *testing.T) {
 				// A second replica seeds the same config into the same database.
 				checkSeeded(startGatewayWith(t, limitsConfig, up, app.Options{DatabaseURL: url}), "second replica")
 			}
-			// Limits do not stand in the way of a call (enforcing them is the
-			// limiter's business).
-			if r := g.do(t, http.MethodPost, "/v1/chat/completions", "sk-limited-seed-key", "application/json", chatBody("gpt-4o")); r.Status != http.StatusOK {
-				t.Errorf("chat with the seeded key = %d %s, want 200", r.Status, r.Body)
+			// The seeded limits are enforced: alice's max_parallel_requests
+			// of 0 admits nothing.
+			if r := g.do(t, http.MethodPost, "/v1/chat/completions", "sk-limited-seed-key", "application/json", chatBody("gpt-4o")); r.Status != http.StatusTooManyRequests ||
+				!contains(string(r.Body), "user parallel requests") {
+				t.Errorf("chat with the seeded key = %d %s, want 429 for the user's parallel limit", r.Status, r.Body)
 			}
 
 			var gen struct {

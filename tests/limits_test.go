@@ -288,7 +288,7 @@ func TestBudgetResetAndSoftBudget(t *testing.T) {
 			if v := metricValue(t, g, `gateway_limited_total{kind="budget",layer="key"}`); v < 1 {
 				t.Errorf("gateway_limited_total budget = %v", v)
 			}
-			c.add(time.Hour)
+			c.add(time.Hour + time.Minute) // the period began when the key was made
 			if r := g.chat(t, key, "gpt-4o"); r.Status != 200 {
 				t.Errorf("after the budget period = %d %s", r.Status, r.Body)
 			}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/regate/gateway/gateway"
 )
@@ -307,16 +308,22 @@ type ModelLimits struct {
 	ModelMaxBudget map[string]gateway.ModelBudget `json:"model_max_budget"`
 }
 
-// limitsView shows l with the spend of the layer's record id.
-func (a *API) limitsView(l gateway.Limits, layer, id string) Limits {
+// limitsView shows l with the spend of the layer's record id, created at
+// created, in its current budget period.
+func (a *API) limitsView(l gateway.Limits, layer, id string, created time.Time) Limits {
 	v := Limits{
 		MaxBudget: copyPtr(l.MaxBudget), BudgetDuration: optString(l.BudgetDuration),
 		SoftBudget: copyPtr(l.SoftBudget), RPMLimit: copyPtr(l.RPMLimit), TPMLimit: copyPtr(l.TPMLimit),
 		MaxParallelRequests: copyPtr(l.MaxParallelRequests),
 	}
+	var d time.Duration
+	if l.BudgetDuration != "" {
+		d, _ = gateway.ParseDuration(l.BudgetDuration)
+	}
+	start, end := gateway.BudgetPeriod(created, d, a.now())
+	v.BudgetResetAt = optTime(end)
 	if a.spendReader != nil && id != "" {
-		s := a.spendReader.Spend(layer, id)
-		v.Spend, v.BudgetResetAt = s.USD, optTime(s.ResetAt)
+		v.Spend = a.spendReader.Spend(layer, id, start)
 	}
 	return v
 }

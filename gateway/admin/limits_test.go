@@ -202,19 +202,21 @@ func TestLimitsRefused(t *testing.T) {
 }
 
 // spendTable is a SpendReader with fixed answers.
-type spendTable map[string]gateway.Spend
+type spendTable map[string]float64
 
-func (s spendTable) Spend(layer, id string) gateway.Spend { return s[layer+"/"+id] }
+func (s spendTable) Spend(layer, id string, _ time.Time) float64 { return s[layer+"/"+id] }
 
 func TestSpendShown(t *testing.T) {
 	f := newFixture(t)
-	reset := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	gen := f.generate(t, `{"team_id": "research", "user_id": "alice", "max_budget": 10, "budget_duration": "30d"}`)
+	// The key's budget resets 30 days after it was made, and every 30 days
+	// after that.
+	reset := f.api.now().UTC().Add(30 * 24 * time.Hour).Truncate(time.Second).Format(time.RFC3339)
 	f.api.spendReader = spendTable{
-		gateway.LayerKey + "/" + gen.Token:  {USD: 2.5, ResetAt: reset},
-		gateway.LayerTeam + "/research":     {USD: 7.25},
-		gateway.LayerUser + "/alice":        {USD: 0.125, ResetAt: reset.Add(time.Hour)},
-		gateway.LayerKey + "/" + "research": {USD: 99}, // another layer's id: never shown
+		gateway.LayerKey + "/" + gen.Token:  2.5,
+		gateway.LayerTeam + "/research":     7.25,
+		gateway.LayerUser + "/alice":        0.125,
+		gateway.LayerKey + "/" + "research": 99, // another layer's id: never shown
 	}
 	checks := []struct {
 		what   string
@@ -223,11 +225,11 @@ func TestSpendShown(t *testing.T) {
 		spend  float64
 		reset  any
 	}{
-		{"/key/info", "/key/info?key=" + gen.Token, func(m map[string]any) map[string]any { return m["info"].(map[string]any) }, 2.5, "2026-12-01T00:00:00Z"},
-		{"/key/list", "/key/list?return_full_object=true", func(m map[string]any) map[string]any { return m["keys"].([]any)[0].(map[string]any) }, 2.5, "2026-12-01T00:00:00Z"},
+		{"/key/info", "/key/info?key=" + gen.Token, func(m map[string]any) map[string]any { return m["info"].(map[string]any) }, 2.5, reset},
+		{"/key/list", "/key/list?return_full_object=true", func(m map[string]any) map[string]any { return m["keys"].([]any)[0].(map[string]any) }, 2.5, reset},
 		{"/team/info", "/team/info?team_id=research", func(m map[string]any) map[string]any { return m["team_info"].(map[string]any) }, 7.25, nil},
-		{"/team/info keys", "/team/info?team_id=research", func(m map[string]any) map[string]any { return m["keys"].([]any)[0].(map[string]any) }, 2.5, "2026-12-01T00:00:00Z"},
-		{"/user/info", "/user/info?user_id=alice", func(m map[string]any) map[string]any { return m["user_info"].(map[string]any) }, 0.125, "2026-12-01T01:00:00Z"},
+		{"/team/info keys", "/team/info?team_id=research", func(m map[string]any) map[string]any { return m["keys"].([]any)[0].(map[string]any) }, 2.5, reset},
+		{"/user/info", "/user/info?user_id=alice", func(m map[string]any) map[string]any { return m["user_info"].(map[string]any) }, 0.125, nil},
 		{"/user/info teams", "/user/info?user_id=alice", func(m map[string]any) map[string]any { return m["teams"].([]any)[0].(map[string]any) }, 7.25, nil},
 		{"/user/info of bob", "/user/info?user_id=bob", func(m map[string]any) map[string]any { return m["user_info"].(map[string]any) }, 0, nil},
 	}

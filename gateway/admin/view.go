@@ -274,7 +274,7 @@ func (a *API) keyView(k *gateway.Key) KeyInfo {
 		Blocked:     k.Blocked,
 		Expires:     optTime(k.ExpiresAt),
 		CreatedAt:   optTime(k.CreatedAt),
-		Limits:      a.limitsView(k.Limits, gateway.LayerKey, k.ID),
+		Limits:      a.limitsView(k.Limits, gateway.LayerKey, k.ID, k.CreatedAt),
 		ModelLimits: modelLimitsView(k.ModelLimits),
 	}
 }
@@ -296,7 +296,7 @@ func (a *API) teamView(t *gateway.Team) TeamInfo {
 		Blocked:      t.Blocked,
 		Metadata:     nonNilMap(t.Metadata),
 		CreatedAt:    optTime(t.CreatedAt),
-		Limits:       a.limitsView(t.Limits, gateway.LayerTeam, t.ID),
+		Limits:       a.limitsView(t.Limits, gateway.LayerTeam, t.ID, t.CreatedAt),
 	}
 }
 
@@ -308,6 +308,6 @@ func (a *API) userView(u *gateway.User) UserInfo {
 		Models:    nonNilList(u.Models),
 		Metadata:  nonNilMap(u.Metadata),
 		CreatedAt: optTime(u.CreatedAt),
-		Limits:    a.limitsView(u.Limits, gateway.LayerUser, u.ID),
+		Limits:    a.limitsView(u.Limits, gateway.LayerUser, u.ID, u.CreatedAt),
 	}
 }

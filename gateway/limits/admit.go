@@ -14,6 +14,7 @@ type check struct {
 	budget   *float64
 	soft     *float64
 	duration time.Duration
+	anchor   time.Time // the record's creation: budget periods start from it
 	rpm, tpm *int64
 	parallel *int64
 }
@@ -57,13 +58,13 @@ func (l *Limiter) Admit(p *gateway.Principal, model string) (*Ticket, error) {
 	if p == nil || p.Key == nil {
 		return t, nil
 	}
-	now := l.now().UnixNano()
+	now := l.now()
 	k := p.Key
 	t.key = k.ID
-	t.add(l, entKey{layer: gateway.LayerKey, id: k.ID}, gateway.LayerKey, "", &k.Limits)
+	t.add(l, entKey{layer: gateway.LayerKey, id: k.ID}, gateway.LayerKey, k.CreatedAt, &k.Limits)
 	if !k.ModelLimits.IsZero() {
 		ml := &k.ModelLimits
-		c := check{layer: gateway.LayerKey, model: model}
+		c := check{layer: gateway.LayerKey, model: model, anchor: k.CreatedAt}
 		if v, ok := ml.RPM[model]; ok {
 			c.rpm = &v
 		}
@@ -81,11 +82,11 @@ func (l *Limiter) Admit(p *gateway.Principal, model string) (*Ticket, error) {
 	}
 	if p.Team != nil {
 		t.team = p.Team.ID
-		t.add(l, entKey{layer: gateway.LayerTeam, id: p.Team.ID}, gateway.LayerTeam, "", &p.Team.Limits)
+		t.add(l, entKey{layer: gateway.LayerTeam, id: p.Team.ID}, gateway.LayerTeam, p.Team.CreatedAt, &p.Team.Limits)
 	}
 	if p.User != nil {
 		t.user = p.User.ID
-		t.add(l, entKey{layer: gateway.LayerUser, id: p.User.ID}, gateway.LayerUser, "", &p.User.Limits)
+		t.add(l, entKey{layer: gateway.LayerUser, id: p.User.ID}, gateway.LayerUser, p.User.CreatedAt, &p.User.Limits)
 	}
 
 	// Lock in a fixed order (key, key model, team, user): two calls never
@@ -109,9 +110,9 @@ func (l *Limiter) Admit(p *gateway.Principal, model string) (*Ticket, error) {
 
 // add appends the check of one layer; every layer is tracked for its
 // spend, limited or not.
-func (t *Ticket) add(l *Limiter, k entKey, layer, model string, lim *gateway.Limits) {
+func (t *Ticket) add(l *Limiter, k entKey, layer string, anchor time.Time, lim *gateway.Limits) {
 	t.checks[t.n] = check{
-		e: l.entity(k), layer: layer, model: model,
+		e: l.entity(k), layer: layer, anchor: anchor,
 		budget: lim.MaxBudget, soft: lim.SoftBudget, duration: parseDuration(lim.BudgetDuration),
 		rpm: lim.RPMLimit, tpm: lim.TPMLimit, parallel: lim.MaxParallelRequests,
 	}
@@ -119,12 +120,13 @@ func (t *Ticket) add(l *Limiter, k entKey, layer, model string, lim *gateway.Lim
 }
 
 // admit checks then counts, with every entity locked.
-func (t *Ticket) admit(now int64) *gateway.LimitError {
+func (t *Ticket) admit(at time.Time) *gateway.LimitError {
 	l := t.l
+	now := at.UnixNano()
 	cs := t.checks[:t.n]
 	for i := range cs {
 		c := &cs[i]
-		c.e.roll(now, c.duration)
+		c.e.roll(at, c.duration, c.anchor)
 		if c.budget != nil && c.e.spend() >= *c.budget {
 			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitBudget, Model: c.model}
 		}
@@ -198,7 +200,7 @@ func (t *Ticket) Done(u gateway.Usage, cost float64) {
 		if tok > 0 && c.tpm != nil {
 			c.e.tpm.add(ns, tok)
 		}
-		c.e.roll(ns, c.duration)
+		c.e.roll(now, c.duration, c.anchor)
 		c.e.local += cost
 		crossed := c.soft != nil && !c.e.softCrossed && c.e.spend() >= *c.soft
 		if crossed {

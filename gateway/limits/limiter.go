@@ -157,12 +157,12 @@ type entity struct {
 	tpm      tokens
 	inflight int64
 
-	// Spend of the period that began at period (unix ns; 0 before the
-	// first call): global is what the shared store last said (this
+	// Spend of the budget period that began at period (unix ns; started
+	// once it is known): global is what the shared store last said (this
 	// replica's flushed spend included), flushing what a sync in progress
 	// hands over, local what is not handed over yet.
 	period                  int64
-	duration                time.Duration
+	started                 bool
 	global, flushing, local float64
 	softCrossed             bool
 
@@ -181,41 +181,40 @@ func (l *Limiter) entity(k entKey) *entity {
 // spend is the entity's spend in its current period. The caller holds mu.
 func (e *entity) spend() float64 { return e.global + e.flushing + e.local }
 
-// roll starts the period that holds now when the current one has ended
-// (or none has begun), for budgets that reset every d. Periods follow
-// each other from the first one, so that every replica computes the same
-// boundaries. The caller holds mu.
-func (e *entity) roll(now int64, d time.Duration) {
-	e.duration = d
-	if e.period == 0 {
-		e.period = now
+// roll moves the entity to the budget period that holds now, for a layer
+// created at anchor whose budget resets every d (gateway.BudgetPeriod):
+// a new period starts with no spend. The caller holds mu.
+func (e *entity) roll(now time.Time, d time.Duration, anchor time.Time) {
+	start, _ := gateway.BudgetPeriod(anchor, d, now)
+	e.enter(start.UnixNano())
+}
+
+// enter moves the entity to the period that began at p, unless it is in
+// that one or a later one already. The caller holds mu.
+func (e *entity) enter(p int64) {
+	if e.started && p <= e.period {
 		return
 	}
-	if d <= 0 || now < e.period+int64(d) {
-		return
+	if e.started {
+		e.global, e.flushing, e.local = 0, 0, 0
+		e.softCrossed = false
 	}
-	e.period += (now - e.period) / int64(d) * int64(d)
-	e.global, e.flushing, e.local = 0, 0, 0
-	e.softCrossed = false
+	e.period, e.started = p, true
 }
 
 // Spend implements gateway.SpendReader with this replica's view.
-func (l *Limiter) Spend(layer, id string) gateway.Spend {
+func (l *Limiter) Spend(layer, id string, period time.Time) float64 {
 	v, ok := l.entities.Load(entKey{layer: layer, id: id})
 	if !ok {
-		return gateway.Spend{}
+		return 0
 	}
 	e := v.(*entity)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.duration > 0 {
-		e.roll(l.now().UnixNano(), e.duration)
+	if !e.started || e.period < period.UnixNano() {
+		return 0 // the period asked for has not been spent in yet
 	}
-	s := gateway.Spend{USD: e.spend()}
-	if e.duration > 0 && e.period != 0 {
-		s.ResetAt = time.Unix(0, e.period+int64(e.duration)).UTC()
-	}
-	return s
+	return e.spend()
 }
 
 // share is this replica's part of limit: limit / replicas, the remainder

@@ -47,7 +47,7 @@ func (l *Limiter) Sync(ctx context.Context) error {
 	l.entities.Range(func(k, v any) bool {
 		ek, e := k.(entKey), v.(*entity)
 		e.mu.Lock()
-		if e.local != 0 && e.period != 0 {
+		if e.local != 0 && e.started {
 			d.Spend = append(d.Spend, gateway.SpendRow{Layer: ek.layer, ID: ek.id, Model: ek.model, Period: time.Unix(0, e.period).UTC(), USD: e.local})
 			e.flushing += e.local
 			e.local = 0
@@ -96,12 +96,10 @@ func (l *Limiter) Sync(ctx context.Context) error {
 		e := l.entity(entKey{layer: r.Layer, id: r.ID, model: r.Model})
 		p := r.Period.UnixNano()
 		e.mu.Lock()
-		switch {
-		case e.period == 0 || p > e.period:
-			// A period this replica has not seen yet (or a layer it meets
-			// for the first time): adopt it.
-			e.period, e.global, e.softCrossed = p, r.USD, false
-		case p == e.period:
+		// A period this replica has not reached yet (or a layer it meets
+		// for the first time) is entered; an ended one is ignored.
+		e.enter(p)
+		if p == e.period {
 			e.global = r.USD
 		}
 		e.mu.Unlock()

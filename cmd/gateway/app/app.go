@@ -274,7 +274,7 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		_ = lim.Close(context.Background())
 		return nil, err
 	}
-	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log, Reports: lim, Spend: lim})
+	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log, Reports: lim, Spend: lim, Now: opts.Now})
 	if err != nil {
 		return fail(err)
 	}
