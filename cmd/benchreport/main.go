@@ -107,6 +107,16 @@ var suites = []suite{
 		note: "Ratios are of figures measured in the same run on the same core, so they hold up on a shared machine where the absolute figures do not. ttft-added-x is the gateway's p50 time to the first event minus the upstream's own, over the same for the bare proxy (no target: the issue reports it). On one core neither process serves 5,000 calls per second (the rss-req/s figures are what each reached with 400 calls open); the peak RSS is the resident set at that concurrency. It counts the binary's pages as well as its heap: the gateway's binary is about five times the bare proxy's, and after the policy is compiled about 20 MB more of it is resident (RssFile 26–27 MB against 7 MB at the peak, almost all of it resident before the first request), which is most of the difference.",
 	},
 	{
+		title: "Budgets and rate limits, the real binary (tests)", pkg: "./tests/",
+		bench: "^BenchmarkLimitsProcess$", times: "300x", count: 3,
+		explain: "Three processes pinned to one core as above, serving chat calls in blocks of 20 in a new order each round: the gateway with prices on its deployment and a key without limits (nolimits), the same with every limit kind on the key, its team and its user, set far above the load (limits: budgets, budget period, soft budget, rpm, tpm, parallel, a per-model rpm), and the bare reverse proxy (bare). Each process's CPU per call is read from /proc.",
+		targets: []target{
+			{what: "chat CPU per call with limits over the same gateway without", result: "LimitsProcess", metric: "limits-x", max: 1.1, unit: "×"},
+			{what: "chat CPU per call with limits over a bare reverse proxy", result: "LimitsProcess", metric: "limits-bare-x", max: 1.5, unit: "×"},
+		},
+		note: "Admission touches only per-layer state in the process (each key, team and user has its own lock; nothing is shared by every call) and hands spend over to the usage store once a second, off the request path. Usage is read from the last 16 KiB of each answer (one search for \"usage\" per read of a stream).",
+	},
+	{
 		title: "Tracing and metrics overhead, in process (tests)", pkg: "./tests/",
 		bench: "^BenchmarkOpsTelemetry$", times: "1500x", count: 3,
 		explain: "A chat call through the gateway's handler (in-process mock provider, no network) with everything off, then metrics only, metrics with a no-op tracer, metrics with the gateway's tracer provider tracing every request (batching to the gateway's OTLP exporter, whose client marshals each batch and drops it) and sampling 10%, and, for comparison, the OpenTelemetry SDK's tracer provider tracing every request into the same exporter; the configurations run in shuffled blocks within the same run, and the figure is the process CPU per request (the benchmark's own request building and garbage collection included) against the off baseline.",
@@ -278,6 +288,22 @@ func main() {
 	fmt.Fprintf(&w, "## Revocation across replicas (tests, PostgreSQL)\n\nTwo gateway processes on one database; a key blocked, narrowed or deleted through replica A is polled on replica B until refused (deadline 1 s). Command: `go %s`\n\n", strings.Join(args, " "))
 	prop := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.*(?:reached replica B|worst propagation).*)$`)
 	ms := prop.FindAllSubmatch(o, -1)
+	switch {
+	case len(ms) > 0:
+		for _, m := range ms {
+			fmt.Fprintf(&w, "- %s\n", m[1])
+		}
+	case err != nil:
+		fmt.Fprintf(&w, "Not measured: %v.\n", err)
+	default:
+		fmt.Fprintf(&w, "Not measured (no PostgreSQL binaries: the test skipped).\n")
+	}
+	// Limits across replicas (issue 13).
+	args = []string{"test", "-count=1", "-run", "^(TestRPMBurstOverReplicas|TestBudgetOverReplicas)$", "-v", "./tests/"}
+	o, err = run(args)
+	fmt.Fprintf(&w, "\n## Limits across replicas (tests, PostgreSQL)\n\nReplicas on one database. A burst of 3× a key's rpm_limit (60), all sent at once and spread evenly over two and over three replicas (target: at least the limit, at most +10%%); and a key's budget spent through two replicas, one call every 100 ms, alternating (documented bound: what the other replica admits in two sync intervals, 2 s). Command: `go %s`\n\n", strings.Join(args, " "))
+	lim := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: ((?:rpm_limit|budget) .*)$`)
+	ms = lim.FindAllSubmatch(o, -1)
 	switch {
 	case len(ms) > 0:
 		for _, m := range ms {

@@ -139,7 +139,7 @@ func (t *Ticket) admit(at time.Time) *gateway.LimitError {
 			}
 		}
 		if c.tpm != nil {
-			used, reset := c.e.tpm.sum(now)
+			used, reset := c.e.tpm.sum60(now)
 			if used >= l.share(*c.tpm) {
 				return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitTPM, Model: c.model, RetryAfter: max(reset, time.Second)}
 			}
@@ -151,12 +151,13 @@ func (t *Ticket) admit(at time.Time) *gateway.LimitError {
 	for i := range cs {
 		c := &cs[i]
 		if c.rpm != nil {
-			c.e.rpm.add(now)
-			n, reset := c.e.rpm.inWindow(now)
-			t.Headers.Requests.tighter(*c.rpm, l.share(*c.rpm)-int64(n), reset)
+			share := l.share(*c.rpm)
+			c.e.rpm.add(share, now)
+			n, reset := c.e.rpm.inWindow(share, now)
+			t.Headers.Requests.tighter(*c.rpm, share-n, reset)
 		}
 		if c.tpm != nil {
-			used, reset := c.e.tpm.sum(now)
+			used, reset := c.e.tpm.sum60(now)
 			t.Headers.Tokens.tighter(*c.tpm, l.share(*c.tpm)-used, reset)
 		}
 		if c.parallel != nil {

@@ -315,3 +315,31 @@ func TestRestartKeepsSpend(t *testing.T) {
 		t.Errorf("over budget after restart: %v", err)
 	}
 }
+
+// TestLargeRPM: limits above the exact log are counted per second and
+// still never admit more than the limit in 60 s.
+func TestLargeRPM(t *testing.T) {
+	l, c := newLimiter(t, nil)
+	p := principal(gateway.Limits{RPMLimit: i64(5000)}, gateway.Limits{}, gateway.Limits{})
+	for i := range 5000 {
+		if _, err := l.Admit(p, "m"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if i%100 == 99 {
+			c.add(time.Second) // 50 s of calls
+		}
+	}
+	if _, err := l.Admit(p, "m"); limitErr(t, err).Kind != gateway.LimitRPM {
+		t.Fatalf("call 5001 within the window: %v", err)
+	}
+	c.add(11 * time.Second) // the first second's calls leave the window
+	n := 0
+	for range 200 {
+		if _, err := l.Admit(p, "m"); err == nil {
+			n++
+		}
+	}
+	if n != 100 {
+		t.Errorf("after the first second left the window: admitted %d, want 100", n)
+	}
+}

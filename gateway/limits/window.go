@@ -5,14 +5,22 @@ import "time"
 // window is the span of rpm and tpm limits (DESIGN §11).
 const window = 60 * time.Second
 
-// admissions is a sliding-window log of admission times: a call is
-// admitted when fewer than limit calls were admitted in the last 60 s. It
-// keeps the last limit admission times in a ring, so the oldest is the one
-// that must leave the window before another call fits.
+// exactLimit is the largest rpm limit kept as an exact log of admission
+// times; larger limits are counted in one-second buckets.
+const exactLimit = 4096
+
+// admissions is a sliding window of admissions: a call is admitted when
+// fewer than limit calls were admitted in the last 60 s. Up to exactLimit
+// it keeps the last limit admission times in a ring, so the oldest is the
+// one that must leave the window before another call fits. Above it, it
+// counts admissions per second over the last 61 seconds (the current one
+// included), which covers every 60 s window that ends now: it never admits
+// more than limit in any 60 s window, and may admit a second's worth less.
 type admissions struct {
 	ring []int64 // unix nanoseconds, oldest at head once full
 	head int
 	n    int
+	secs *secondCounts // for limits above exactLimit
 }
 
 // room reports whether one more call fits under limit at now; when it does
@@ -20,6 +28,13 @@ type admissions struct {
 func (a *admissions) room(limit int64, now int64) (ok bool, wait time.Duration) {
 	if limit <= 0 {
 		return false, window
+	}
+	if limit > exactLimit {
+		if a.secs == nil {
+			a.secs = &secondCounts{}
+		}
+		used, reset := a.secs.sum(now, 61)
+		return used < limit, max(reset, time.Second)
 	}
 	a.resize(int(limit))
 	if a.n < len(a.ring) {
@@ -32,8 +47,13 @@ func (a *admissions) room(limit int64, now int64) (ok bool, wait time.Duration) 
 	return true, 0
 }
 
-// add records an admission at now; room must have said there was room.
-func (a *admissions) add(now int64) {
+// add records an admission at now under limit; room must have said there
+// was room.
+func (a *admissions) add(limit, now int64) {
+	if limit > exactLimit {
+		a.secs.add(now, 1)
+		return
+	}
 	if a.n < len(a.ring) {
 		a.ring[(a.head+a.n)%len(a.ring)] = now
 		a.n++
@@ -43,9 +63,12 @@ func (a *admissions) add(now int64) {
 	a.head = (a.head + 1) % len(a.ring)
 }
 
-// inWindow counts the admissions of the last 60 s, and reports when the
-// oldest of them leaves the window (0 when there is none).
-func (a *admissions) inWindow(now int64) (n int, reset time.Duration) {
+// inWindow counts the admissions of the last 60 s under limit, and reports
+// when the oldest of them leaves the window (0 when there is none).
+func (a *admissions) inWindow(limit, now int64) (n int64, reset time.Duration) {
+	if limit > exactLimit {
+		return a.secs.sum(now, 61)
+	}
 	for i := range a.n {
 		t := a.ring[(a.head+i)%len(a.ring)]
 		if t > now-int64(window) {
@@ -63,9 +86,6 @@ func (a *admissions) resize(limit int) {
 	if limit == len(a.ring) {
 		return
 	}
-	if limit > 1<<20 {
-		limit = 1 << 20 // the ring's memory stays bounded; 1M calls a minute
-	}
 	keep := min(a.n, limit)
 	ring := make([]int64, limit)
 	for i := range keep {
@@ -76,35 +96,40 @@ func (a *admissions) resize(limit int) {
 
 // tokens sums the tokens of calls that finished in the last 60 s, in
 // one-second buckets.
-type tokens struct {
-	sec [60]int64 // the unix second each bucket holds
-	n   [60]int64
+type tokens struct{ secondCounts }
+
+func (t *tokens) sum60(now int64) (int64, time.Duration) { return t.sum(now, 60) }
+
+// secondCounts sums counts per unix second over the last 61 seconds.
+type secondCounts struct {
+	sec [61]int64 // the unix second each bucket holds
+	n   [61]int64
 }
 
-func (t *tokens) add(now int64, n int64) {
+func (c *secondCounts) add(now int64, n int64) {
 	s := now / int64(time.Second)
-	i := s % 60
-	if t.sec[i] != s {
-		t.sec[i], t.n[i] = s, 0
+	i := s % int64(len(c.sec))
+	if c.sec[i] != s {
+		c.sec[i], c.n[i] = s, 0
 	}
-	t.n[i] += n
+	c.n[i] += n
 }
 
-// sum returns the tokens of the last 60 s and how long until the oldest
-// bucket holding some leaves the window.
-func (t *tokens) sum(now int64) (total int64, reset time.Duration) {
+// sum returns the counts of the last span seconds (the current one
+// included) and how long until the oldest bucket holding some leaves them.
+func (c *secondCounts) sum(now int64, span int64) (total int64, reset time.Duration) {
 	s := now / int64(time.Second)
 	oldest := int64(-1)
-	for i := range t.sec {
-		if t.sec[i] > s-60 && t.sec[i] <= s && t.n[i] > 0 {
-			total += t.n[i]
-			if oldest < 0 || t.sec[i] < oldest {
-				oldest = t.sec[i]
+	for i := range c.sec {
+		if c.sec[i] > s-span && c.sec[i] <= s && c.n[i] > 0 {
+			total += c.n[i]
+			if oldest < 0 || c.sec[i] < oldest {
+				oldest = c.sec[i]
 			}
 		}
 	}
 	if oldest >= 0 {
-		reset = time.Duration((oldest+60)*int64(time.Second) - now)
+		reset = time.Duration((oldest+span)*int64(time.Second) - now)
 	}
 	return total, reset
 }
