@@ -27,6 +27,13 @@ func specOf(t testing.TB, e *Engine, in *gateway.Input) *specialised {
 func TestMemoisable(t *testing.T) {
 	expiring := principal([]string{"gpt-4o"}, nil, nil)
 	expiring.Key.ExpiresAt = testNow.Add(time.Hour)
+	// Budgets and rate limits on every layer (issue 13): the default
+	// policy does not read them, so its decisions stay memoised.
+	limited := principal([]string{"gpt-4o"}, []string{"default-models"}, []string{})
+	budget, rpm := 10.0, int64(60)
+	lim := gateway.Limits{MaxBudget: &budget, BudgetDuration: "30d", RPMLimit: &rpm, TPMLimit: &rpm, MaxParallelRequests: &rpm}
+	limited.Key.Limits, limited.Team.Limits, limited.User.Limits = lim, lim, lim
+	limited.Key.ModelLimits = gateway.ModelLimits{RPM: map[string]int64{"gpt-4o": 5}}
 	tests := []struct {
 		name    string
 		bundles map[string]string
@@ -35,6 +42,7 @@ func TestMemoisable(t *testing.T) {
 	}{
 		{"default policy, plain key", nil, principal([]string{"gpt-4o"}, []string{"default-models"}, nil), true},
 		{"default policy, key that expires (key.expired, not input.now)", nil, expiring, true},
+		{"default policy, limits on every layer", nil, limited, true},
 		{"custom rule on the time", map[string]string{
 			".manifest":   `{"roots": ["gateway/custom"]}`,
 			"custom.rego": "package gateway.custom\n\ndeny contains \"closed\" if time.clock(time.parse_rfc3339_ns(input.now))[0] < 8\n",
