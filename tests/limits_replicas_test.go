@@ -6,8 +6,14 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,3 +148,62 @@ func TestSpendSurvivesRestart(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestSpendSurvivesSIGTERM: the real binary on PostgreSQL, stopped with
+// SIGTERM right after some calls (before its next sync), hands their spend
+// over; a new process refuses the key whose budget they spent.
+func TestSpendSurvivesSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	bin := buildGateway(t)
+	url := pgtest.Start(t).URL
+	up := httptest.NewServer(usageUpstream())
+	t.Cleanup(up.Close)
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	seeded := strings.ReplaceAll(pricedConfig, "{{UP}}", up.URL) + `gateway_settings:
+  keys:
+    - {key: sk-sigterm-budget-key, max_budget: 0.5}
+`
+	if err := os.WriteFile(config, []byte(seeded), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*exec.Cmd, string) {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, "--config", config, "--listen", addr)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "GATEWAY_BUNDLE=", "GATEWAY_DRAIN_DELAY=0s", "OTEL_TRACES_EXPORTER=none")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		base := "http://" + addr
+		waitReady(t, base)
+		return cmd, base
+	}
+	call := func(base string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", bytes.NewReader(chatBody("gpt-4o")))
+		req.Header.Set("Authorization", "Bearer sk-sigterm-budget-key")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	first, base := start()
+	for i := range 3 { // 0.57 USD: the last call crosses the budget
+		if s := call(base); s != 200 {
+			t.Fatalf("call %d = %d", i, s)
+		}
+	}
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	_, base = start()
+	if s := call(base); s != http.StatusBadRequest {
+		t.Errorf("call after the restart = %d, want 400: the spend before SIGTERM was lost", s)
+	}
+}

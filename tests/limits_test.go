@@ -230,7 +230,13 @@ func streamBody(model string) []byte {
 // TestLimitsAfterPolicy: a forbidden model is neither counted nor told a
 // limit, and its 404 is the one of a model that does not exist.
 func TestLimitsAfterPolicy(t *testing.T) {
-	g, _, _ := limitsGateway(t, "")
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) { testLimitsAfterPolicy(t, sk.url(t)) })
+	}
+}
+
+func testLimitsAfterPolicy(t *testing.T, url string) {
+	g, _, _ := limitsGateway(t, url)
 	key := genKey(t, g, map[string]any{"models": []string{"gpt-4o"}, "rpm_limit": 1, "max_budget": 0.0001})
 	forbidden := g.chat(t, key, "secret-model")
 	missing := g.chat(t, key, "no-such-model")
@@ -423,7 +429,13 @@ func TestUsageFromAnswersAndStreams(t *testing.T) {
 // TestTeamKeySpendsEveryLayer: a team key's call spends the key's, the
 // team's and the user's budgets at once.
 func TestTeamKeySpendsEveryLayer(t *testing.T) {
-	g, c, _ := limitsGateway(t, "")
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) { testTeamKeySpendsEveryLayer(t, sk.url(t)) })
+	}
+}
+
+func testTeamKeySpendsEveryLayer(t *testing.T, url string) {
+	g, c, _ := limitsGateway(t, url)
 	key := limitedKey(t, g, "all", "team", map[string]any{"max_budget": 10})
 	if r := g.chat(t, key, "gpt-4o"); r.Status != 200 {
 		t.Fatal(r.Status)

@@ -130,9 +130,9 @@ var suites = []suite{
 		note:     "The decision here is a memoised one (about 0.2 µs), so the event's cost (building it and handing it to the queue, well under 1 µs) shows as a large ratio; against an evaluated decision (above) it is under a tenth. With a full queue the event is only counted as dropped and the request goes on; the difference from a draining queue is within this benchmark's run-to-run noise (either comes out ahead from run to run).",
 	},
 	{
-		title: "Catalog, request scan, proxy, principal cache and OTLP export", pkg: "./gateway/catalog/ ./gateway/openai/ ./gateway/proxy/ ./gateway/authcache/ ./gateway/telemetry/",
+		title: "Catalog, request scan, proxy, principal cache, limits and OTLP export", pkg: "./gateway/catalog/ ./gateway/openai/ ./gateway/proxy/ ./gateway/authcache/ ./gateway/limits/ ./gateway/telemetry/",
 		bench: ".", times: "2000x",
-		explain:  "Alias resolution, candidate lists, the request-body scan, the reverse proxy against a direct call, the principal cache; one batch of 512 spans (128 chat calls) through the official OTLP exporter and the gateway's (ns/call: per chat call); a chat call's four spans recorded and exported by the OpenTelemetry SDK's tracer provider and by the gateway's (ProviderSpans).",
+		explain:  "Alias resolution, candidate lists, the request-body scan, the reverse proxy against a direct call, the principal cache; one call's admission and accounting by the limiter with every limit kind on key, team and user, and with none (Admit: the one allocation is the call's ticket); one batch of 512 spans (128 chat calls) through the official OTLP exporter and the gateway's (ns/call: per chat call); a chat call's four spans recorded and exported by the OpenTelemetry SDK's tracer provider and by the gateway's (ProviderSpans).",
 		baseline: "",
 	},
 }
