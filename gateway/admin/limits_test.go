@@ -54,7 +54,7 @@ func TestKeyLimits(t *testing.T) {
 		"model_tpm_limit": {"coder": 1000},
 		"model_max_budget": {"gpt-4o": {"budget_limit": 5.0, "time_period": "1d"}, "fast": {"budget_limit": "0.0001"}, "claude": 2}}`)
 	full := `{"max_budget": 10.5, "budget_duration": "30d", "soft_budget": 8, "rpm_limit": 60,
-		"tpm_limit": 100000, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": null,
+		"tpm_limit": 100000, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": "2026-12-24T12:00:00Z",
 		"model_rpm_limit": {"gpt-4o": 10, "quick": 5, "openai/gpt-5": 1},
 		"model_tpm_limit": {"coder": 1000},
 		"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}, "claude": {"budget_limit": 2}}}`
@@ -75,7 +75,7 @@ func TestKeyLimits(t *testing.T) {
 	}{
 		{"fields left out stay", `{"rpm_limit": 120}`,
 			`{"max_budget": 10.5, "budget_duration": "30d", "soft_budget": 8, "rpm_limit": 120,
-			"tpm_limit": 100000, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": null,
+			"tpm_limit": 100000, "max_parallel_requests": 0, "spend": 0, "budget_reset_at": "2026-12-24T12:00:00Z",
 			"model_rpm_limit": {"gpt-4o": 10, "quick": 5, "openai/gpt-5": 1},
 			"model_tpm_limit": {"coder": 1000},
 			"model_max_budget": {"gpt-4o": {"budget_limit": 5, "time_period": "1d"}, "fast": {"budget_limit": 0.0001}, "claude": {"budget_limit": 2}}}`},
@@ -115,13 +115,13 @@ func TestTeamAndUserLimits(t *testing.T) {
 	team := object(t, f.ok(t, http.MethodPost, "/team/new", `{"team_id": "limited", "max_budget": 100,
 		"budget_duration": "1d", "rpm_limit": 0, "max_parallel_requests": 4}`))
 	want := `{"max_budget": 100, "budget_duration": "1d", "soft_budget": null, "rpm_limit": 0,
-		"tpm_limit": null, "max_parallel_requests": 4, "spend": 0, "budget_reset_at": null}`
+		"tpm_limit": null, "max_parallel_requests": 4, "spend": 0, "budget_reset_at": "2026-11-25T12:00:00Z"}`
 	sameJSON(t, "/team/new", limitFieldsOf(t, team, false), want)
 	info := object(t, f.ok(t, http.MethodGet, "/team/info?team_id=limited", ""))["team_info"].(map[string]any)
 	sameJSON(t, "/team/info", limitFieldsOf(t, info, false), want)
 	upd := object(t, f.ok(t, http.MethodPost, "/team/update", `{"team_id": "limited", "max_budget": null, "tpm_limit": 500}`))["data"].(map[string]any)
 	want = `{"max_budget": null, "budget_duration": "1d", "soft_budget": null, "rpm_limit": 0,
-		"tpm_limit": 500, "max_parallel_requests": 4, "spend": 0, "budget_reset_at": null}`
+		"tpm_limit": 500, "max_parallel_requests": 4, "spend": 0, "budget_reset_at": "2026-11-25T12:00:00Z"}`
 	sameJSON(t, "/team/update", limitFieldsOf(t, upd, false), want)
 	for _, tm := range into[[]map[string]any](t, f.ok(t, http.MethodGet, "/team/list", "")) {
 		if tm["team_id"] == "limited" {
@@ -145,7 +145,7 @@ func TestTeamAndUserLimits(t *testing.T) {
 	sameJSON(t, "/user/info", limitFieldsOf(t, uinfo, false), want)
 	upd = object(t, f.ok(t, http.MethodPost, "/user/update", `{"user_id": "carol", "soft_budget": null, "budget_duration": "7d"}`))["data"].(map[string]any)
 	want = `{"max_budget": 0.5, "budget_duration": "7d", "soft_budget": null, "rpm_limit": null,
-		"tpm_limit": 1000, "max_parallel_requests": null, "spend": 0, "budget_reset_at": null}`
+		"tpm_limit": 1000, "max_parallel_requests": null, "spend": 0, "budget_reset_at": "2026-12-01T12:00:00Z"}`
 	sameJSON(t, "/user/update", limitFieldsOf(t, upd, false), want)
 	list := into[UserListResponse](t, f.ok(t, http.MethodGet, "/user/list", ""))
 	for _, u := range list.Users {
