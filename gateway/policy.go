@@ -25,6 +25,21 @@ type RequestInfo struct {
 	// Self is true when an admin-class request concerns the caller's own key
 	// (a key reading its own /key/info).
 	Self bool
+
+	// What the call asks for (DESIGN §6, second part). The policy adapter
+	// builds input.request.params, body, client_ip and headers from these
+	// only when the loaded policy reads them.
+
+	// Body is the body of an inference call (JSON, or multipart form data
+	// as ContentType says); nil otherwise.
+	Body        []byte
+	ContentType string
+	// ClientIP is the caller's address: the peer, or, behind trusted
+	// proxies, the right-most X-Forwarded-For entry that is not one.
+	ClientIP string
+	// Header is the request's header; credentials are left out when the
+	// adapter converts it.
+	Header map[string][]string
 }
 
 // Input is everything the policy sees for one decision (DESIGN §6). Adapters

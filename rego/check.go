@@ -54,7 +54,7 @@ var probeCandidates = &gateway.CandidateList{Items: []gateway.Candidate{
 // probe inputs and refuses a policy whose answers do not parse.
 func (e *Engine) check(ctx context.Context, st *state) error {
 	for _, in := range probes() {
-		v, err := e.inputValue(in)
+		v, err := e.inputValueFor(st, in)
 		if err != nil {
 			return err
 		}
@@ -68,7 +68,7 @@ func (e *Engine) check(ctx context.Context, st *state) error {
 	}
 	in := probes()[2]
 	in.Candidates = probeCandidates
-	v, err := e.inputValue(in)
+	v, err := e.inputValueFor(st, in)
 	if err != nil {
 		return err
 	}

@@ -132,6 +132,7 @@ type Engine struct {
 	expiredKeys recordCache[gateway.Key]
 	teams       recordCache[gateway.Team]
 	users       recordCache[gateway.User]
+	spend       spendSource
 }
 
 var _ gateway.Authorizer = (*Engine)(nil)
@@ -148,6 +149,12 @@ type state struct {
 	// lists remembers visible-model sets when listMemo (listmemo.go).
 	lists    listMemo
 	listMemo bool
+	// reads are the parts of the input document the policy's modules read:
+	// the general policy's input holds only those.
+	reads inputFields
+	// readsSpend is set when the policy reads a layer's spend: it is then
+	// evaluated in full on every call (spend.go).
+	readsSpend bool
 
 	bundleLoaded []time.Time // when each of bundles was first loaded at its revision
 	compiler     *ast.Compiler
@@ -330,6 +337,9 @@ func build(ctx context.Context, ins []bundleInput, verify *bundle.VerificationCo
 		return nil, err
 	}
 	st.listMemo = listMemoisable(compiler, VisibleModelsQuery)
+	st.reads = inputReads(compiler.Modules)
+	st.readsSpend = readsSpend(compiler.Modules)
+	st.listMemo = st.listMemo && !st.readsSpend
 	if len(compiler.GetRulesExact(ast.MustParseRef(LayersQuery))) > 0 {
 		if st.layers, err = prepare(compiler, store, LayersQuery); err != nil {
 			return nil, err
@@ -370,6 +380,9 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	}
 	q := st.decision
 	var memo *decisionMemo
+	if st.readsSpend {
+		key, team, user = e.withSpend(in, key, team, user)
+	}
 	sp, mk, pin := e.specialised(st, in, key, team, user)
 	if sp != nil {
 		q, memo = sp.decision, sp.memo
@@ -381,7 +394,7 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	}
 	// The general policy gets the whole input; a residual only what it
 	// reads, with the model its shape holds converted.
-	reads, model := allInput, (*ast.Term)(nil)
+	reads, model := st.reads, (*ast.Term)(nil)
 	if sp != nil {
 		reads, model = sp.reads, sp.model
 	}
@@ -426,9 +439,12 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
+	if st.readsSpend {
+		key, team, user = e.withSpend(in, key, team, user)
+	}
 	// The list is not specialised: narrowing it through
 	// input.candidate_index is a few set operations either way.
-	t, err := e.eval(ctx, st.visible, e.inputWith(in, key, team, user, nil))
+	t, err := e.eval(ctx, st.visible, e.inputOf(st.reads, in, key, team, user, nil))
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
@@ -446,7 +462,7 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 // its request shape's, else its principal's — with in's memo key; nil when
 // specialisation is off or none is ready yet (the first calls queue them).
 func (e *Engine) specialised(st *state, in *gateway.Input, key, team, user *ast.Term) (*specialised, memoKey, memoPin) {
-	if !e.special {
+	if !e.special || st.readsSpend {
 		return nil, memoKey{}, memoPin{}
 	}
 	pk := specKeyOf(in)

@@ -55,18 +55,41 @@ var (
 	kIndex        = ast.StringTerm("candidate_index")
 	kIDs          = ast.StringTerm("ids")
 	kGlobs        = ast.StringTerm("globs")
+	kParams       = ast.StringTerm("params")
+	kBody         = ast.StringTerm("body")
+	kClientIP     = ast.StringTerm("client_ip")
+	kHeaders      = ast.StringTerm("headers")
+	kMaxBudget    = ast.StringTerm("max_budget")
+	kRPMLimit     = ast.StringTerm("rpm_limit")
+	kTPMLimit     = ast.StringTerm("tpm_limit")
+	kMaxParallel  = ast.StringTerm("max_parallel_requests")
+	kSpend        = ast.StringTerm("spend")
+	kResetAt      = ast.StringTerm("budget_reset_at")
 )
 
 // inputValue builds the input document (DESIGN §6) for in. Absent principal
 // parts and model are null; lists are never null.
 func (e *Engine) inputValue(in *gateway.Input) (ast.Value, error) {
+	return e.inputValueFor(e.cur.Load(), in)
+}
+
+// inputValueFor is inputValue for the policy of st.
+func (e *Engine) inputValueFor(st *state, in *gateway.Input) (ast.Value, error) {
 	in = pinNow(in)
 	key, team, user, err := e.principalTerms(in)
 	if err != nil {
 		return nil, err
 	}
-	return e.inputWith(in, key, team, user, nil), nil
+	if st.readsSpend {
+		key, team, user = e.withSpend(in, key, team, user)
+	}
+	return e.inputOf(shownInput, in, key, team, user, nil), nil
 }
+
+// shownInput is the input document the explain endpoint shows and the
+// checks evaluate: every field but input.request.body, which is never shown
+// or logged (it carries the prompt).
+var shownInput = inputFields{top: allInput.top, req: allInput.req &^ fieldBits(requestFields, kBody)}
 
 // principalTerms converts the principal's records (cached by identity);
 // absent ones are null.
@@ -103,18 +126,6 @@ func (e *Engine) principalTerms(in *gateway.Input) (key, team, user *ast.Term, e
 // records and, unless it is nil, a converted model (a request shape's).
 func (e *Engine) inputWith(in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
 	return e.inputOf(allInput, in, key, team, user, model)
-}
-
-func requestTerm(r *gateway.RequestInfo) *ast.Term {
-	return ast.ObjectTerm(
-		[2]*ast.Term{kID, str(r.ID)},
-		[2]*ast.Term{kRoute, str(r.Route)},
-		[2]*ast.Term{kOperation, str(r.Operation)},
-		[2]*ast.Term{kMethod, str(r.Method)},
-		[2]*ast.Term{kPath, str(r.Path)},
-		[2]*ast.Term{kStream, ast.InternedTerm(r.Stream)},
-		[2]*ast.Term{kSelf, ast.InternedTerm(r.Self)},
-	)
 }
 
 // pinNow returns in with its time set: in itself when it has one, else a
@@ -163,6 +174,10 @@ func keyTerm(k *gateway.Key, expired bool) (*ast.Term, error) {
 		[2]*ast.Term{kBlocked, ast.InternedTerm(k.Blocked)},
 		[2]*ast.Term{kExpiresAt, expires},
 		[2]*ast.Term{kExpired, ast.InternedTerm(expired)},
+		[2]*ast.Term{kMaxBudget, floatOrNull(k.Limits.MaxBudget)},
+		[2]*ast.Term{kRPMLimit, intOrNull(k.Limits.RPMLimit)},
+		[2]*ast.Term{kTPMLimit, intOrNull(k.Limits.TPMLimit)},
+		[2]*ast.Term{kMaxParallel, intOrNull(k.Limits.MaxParallelRequests)},
 	), nil
 }
 
@@ -178,6 +193,10 @@ func teamTerm(t *gateway.Team) (*ast.Term, error) {
 		[2]*ast.Term{kModelAliases, stringMap(t.ModelAliases)},
 		[2]*ast.Term{kBlocked, ast.InternedTerm(t.Blocked)},
 		[2]*ast.Term{kMetadata, md},
+		[2]*ast.Term{kMaxBudget, floatOrNull(t.Limits.MaxBudget)},
+		[2]*ast.Term{kRPMLimit, intOrNull(t.Limits.RPMLimit)},
+		[2]*ast.Term{kTPMLimit, intOrNull(t.Limits.TPMLimit)},
+		[2]*ast.Term{kMaxParallel, intOrNull(t.Limits.MaxParallelRequests)},
 	), nil
 }
 
@@ -192,6 +211,10 @@ func userTerm(u *gateway.User) (*ast.Term, error) {
 		[2]*ast.Term{kRole, str(u.Role)},
 		[2]*ast.Term{kModels, strList(u.Models)},
 		[2]*ast.Term{kMetadata, md},
+		[2]*ast.Term{kMaxBudget, floatOrNull(u.Limits.MaxBudget)},
+		[2]*ast.Term{kRPMLimit, intOrNull(u.Limits.RPMLimit)},
+		[2]*ast.Term{kTPMLimit, intOrNull(u.Limits.TPMLimit)},
+		[2]*ast.Term{kMaxParallel, intOrNull(u.Limits.MaxParallelRequests)},
 	), nil
 }
 
@@ -284,6 +307,20 @@ func candidateIndex(l *gateway.CandidateList) (ids, byName, byGroup *ast.Term) {
 }
 
 func str(s string) *ast.Term { return ast.InternedTerm(s) }
+
+func floatOrNull(f *float64) *ast.Term {
+	if f == nil {
+		return ast.InternedNullTerm
+	}
+	return ast.FloatNumberTerm(*f)
+}
+
+func intOrNull(n *int64) *ast.Term {
+	if n == nil {
+		return ast.InternedNullTerm
+	}
+	return ast.InternedTerm(*n)
+}
 
 func strOrNull(s string) *ast.Term {
 	if s == "" {
@@ -477,8 +514,17 @@ type inputFields struct {
 // input.request, in bit order.
 var (
 	topFields     = []*ast.Term{kRequest, kKey, kTeam, kUser, kModel, kCandidates, kIndex, kNow}
-	requestFields = []*ast.Term{kID, kRoute, kOperation, kMethod, kPath, kStream, kSelf}
+	requestFields = []*ast.Term{kID, kRoute, kOperation, kMethod, kPath, kStream, kSelf, kParams, kBody, kClientIP, kHeaders}
 )
+
+// fieldBits is the mask of fields among all.
+func fieldBits(all []*ast.Term, fields ...*ast.Term) uint16 {
+	var m uint16
+	for _, f := range fields {
+		m |= 1 << slices.IndexFunc(all, f.Equal)
+	}
+	return m
+}
 
 // allInput is every field.
 var allInput = inputFields{top: 1<<len(topFields) - 1, req: 1<<len(requestFields) - 1}
@@ -576,10 +622,7 @@ func modelOf(in *gateway.Input) *ast.Term {
 
 // requestFieldsTerm is input.request with the fields in mask only.
 func requestFieldsTerm(r *gateway.RequestInfo, mask uint16) *ast.Term {
-	if mask == allInput.req {
-		return requestTerm(r)
-	}
-	var kv [7][2]*ast.Term
+	var kv [11][2]*ast.Term
 	n := 0
 	for i, k := range requestFields {
 		if mask&(1<<i) == 0 {
@@ -601,6 +644,14 @@ func requestFieldsTerm(r *gateway.RequestInfo, mask uint16) *ast.Term {
 			v = ast.InternedTerm(r.Stream)
 		case kSelf:
 			v = ast.InternedTerm(r.Self)
+		case kParams:
+			v = paramsTerm(r)
+		case kBody:
+			v = bodyTerm(r)
+		case kClientIP:
+			v = strOrNull(r.ClientIP)
+		case kHeaders:
+			v = headersTerm(r)
 		}
 		kv[n] = [2]*ast.Term{k, v}
 		n++

@@ -11,6 +11,7 @@ import (
 )
 
 func TestInputValue(t *testing.T) {
+	five, sixty := 5.0, int64(60)
 	expires := time.Date(2027, 1, 2, 3, 4, 5, 600, time.FixedZone("CET", 3600))
 	tests := []struct {
 		name string
@@ -20,16 +21,21 @@ func TestInputValue(t *testing.T) {
 		{
 			name: "empty input",
 			in:   gateway.Input{Now: testNow},
-			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false},
+			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false,
+				"params": {}, "client_ip": null, "headers": {}},
 				"key": null, "team": null, "user": null, "model": null, "candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,
 		},
 		{
 			name: "full input",
 			in: gateway.Input{
-				Request: gateway.RequestInfo{ID: "r", Route: "admin", Operation: "key.info", Method: "GET", Path: "/key/info", Stream: true, Self: true},
+				Request: gateway.RequestInfo{ID: "r", Route: "admin", Operation: "key.info", Method: "GET", Path: "/key/info", Stream: true, Self: true,
+					Body:     []byte(`{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"secret prompt"}],"tools":[{"type":"function","function":{"name":"shell"}},{"type":"web_search"}],"tool_choice":{"type":"function","function":{"name":"shell"}},"metadata":{"tier":"free"}}`),
+					ClientIP: "10.1.2.3",
+					Header:   map[string][]string{"Authorization": {"Bearer sk-x"}, "X-Api-Key": {"k"}, "Cookie": {"c"}, "X-Team": {"a", "b"}, "User-Agent": {"ua"}},
+				},
 				Principal: &gateway.Principal{
 					Key: &gateway.Key{ID: "h", Alias: "a", Role: "admin", Models: []string{"m", "p/*"}, Aliases: map[string]string{"x": "y"},
-						TeamID: "t", UserID: "u", Blocked: true, ExpiresAt: expires,
+						TeamID: "t", UserID: "u", Blocked: true, ExpiresAt: expires, Limits: gateway.Limits{MaxBudget: &five, RPMLimit: &sixty},
 						Metadata: map[string]any{"n": 1.5, "i": 2, "j": json.Number("3"), "b": true, "z": nil, "l": []any{"s", int64(4)}, "o": map[string]any{"k": []string{"v"}}}},
 					Team: &gateway.Team{ID: "t", Alias: "T", Models: []string{"g", "*c", "p/*"}, ModelAliases: map[string]string{"f": "g"}, Blocked: true, Metadata: map[string]any{"tier": "gold"}},
 					User: &gateway.User{ID: "u", Email: "u@example.com", Role: "proxy_admin", Models: []string{"*"}, Metadata: map[string]any{"s": map[string]string{"a": "b"}}},
@@ -44,12 +50,15 @@ func TestInputValue(t *testing.T) {
 				Now:        testNow,
 			},
 			want: `{
-				"request": {"id": "r", "route": "admin", "operation": "key.info", "method": "GET", "path": "/key/info", "stream": true, "self": true},
+				"request": {"id": "r", "route": "admin", "operation": "key.info", "method": "GET", "path": "/key/info", "stream": true, "self": true,
+					"params": {"model": "m", "max_tokens": 100, "tool_names": ["shell", "web_search"], "tool_choice": "function", "metadata": {"tier": "free"}},
+					"client_ip": "10.1.2.3", "headers": {"x-team": "a", "user-agent": "ua"}},
 				"key": {"id": "h", "alias": "a", "role": "admin", "models": ["m", "p/*"], "aliases": {"x": "y"}, "team_id": "t", "user_id": "u",
 					"metadata": {"n": 1.5, "i": 2, "j": 3, "b": true, "z": null, "l": ["s", 4], "o": {"k": ["v"]}},
-					"blocked": true, "expires_at": "2027-01-02T02:04:05.0000006Z", "expired": false},
-				"team": {"id": "t", "alias": "T", "models": ["g", "*c", "p/*"], "model_aliases": {"f": "g"}, "blocked": true, "metadata": {"tier": "gold"}},
-				"user": {"id": "u", "email": "u@example.com", "role": "proxy_admin", "models": ["*"], "metadata": {"s": {"a": "b"}}},
+					"blocked": true, "expires_at": "2027-01-02T02:04:05.0000006Z", "expired": false,
+					"max_budget": 5, "rpm_limit": 60, "tpm_limit": null, "max_parallel_requests": null},
+				"team": {"id": "t", "alias": "T", "models": ["g", "*c", "p/*"], "model_aliases": {"f": "g"}, "blocked": true, "metadata": {"tier": "gold"}, "max_budget": null, "rpm_limit": null, "tpm_limit": null, "max_parallel_requests": null},
+				"user": {"id": "u", "email": "u@example.com", "role": "proxy_admin", "models": ["*"], "metadata": {"s": {"a": "b"}}, "max_budget": null, "rpm_limit": null, "tpm_limit": null, "max_parallel_requests": null},
 				"model": {"requested": "fast", "found": true,
 					"chain": [{"name": "fast", "kind": "alias", "source": "team"}, {"name": "gpt", "kind": "model_group"}],
 					"names": ["fast", "gpt"], "resolved": "gpt", "wildcard": "g*", "access_groups": ["default"]},
@@ -64,9 +73,10 @@ func TestInputValue(t *testing.T) {
 				Principal: &gateway.Principal{Key: &gateway.Key{ID: "h", ExpiresAt: testNow}},
 				Now:       testNow,
 			},
-			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false},
+			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false,
+				"params": {}, "client_ip": null, "headers": {}},
 				"key": {"id": "h", "alias": "", "role": "", "models": [], "aliases": {}, "team_id": null, "user_id": null,
-					"metadata": {}, "blocked": false, "expires_at": "2026-11-24T12:00:00Z", "expired": true},
+					"metadata": {}, "blocked": false, "expires_at": "2026-11-24T12:00:00Z", "expired": true, "max_budget": null, "rpm_limit": null, "tpm_limit": null, "max_parallel_requests": null},
 				"team": null, "user": null, "model": null,
 				"candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,
 		},
@@ -77,9 +87,10 @@ func TestInputValue(t *testing.T) {
 				Model:     &gateway.Resolution{Requested: "x"},
 				Now:       testNow,
 			},
-			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false},
+			want: `{"request": {"id": "", "route": "", "operation": "", "method": "", "path": "", "stream": false, "self": false,
+				"params": {}, "client_ip": null, "headers": {}},
 				"key": {"id": "h", "alias": "", "role": "", "models": [], "aliases": {}, "team_id": null, "user_id": null,
-					"metadata": {}, "blocked": false, "expires_at": null, "expired": false},
+					"metadata": {}, "blocked": false, "expires_at": null, "expired": false, "max_budget": null, "rpm_limit": null, "tpm_limit": null, "max_parallel_requests": null},
 				"team": null, "user": null,
 				"model": {"requested": "x", "found": false, "chain": [], "names": [], "resolved": "", "wildcard": null, "access_groups": []},
 				"candidates": [], "candidate_index": null, "now": "2026-11-24T12:00:00Z"}`,

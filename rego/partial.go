@@ -76,11 +76,16 @@ var peUnknowns = []string{"input.request", "input.model", "input.candidates", "i
 
 // shapeUnknowns are the parts of the input a principal and a request shape
 // (memoKey) do not fix: every field of the input document but those.
-var shapeUnknowns = []string{"input.request.id", "input.request.path", "input.candidates", "input.candidate_index", "input.now"}
+var shapeUnknowns = []string{
+	"input.request.id", "input.request.path", "input.request.params", "input.request.body",
+	"input.request.client_ip", "input.request.headers",
+	"input.candidates", "input.candidate_index", "input.now",
+}
 
 // shapeRequestFields are the fields of input.request a request shape fixes
-// (requestFields bits): all but the id and the path.
-var shapeRequestFields = allInput.req &^ (1<<slices.Index(requestFields, kID) | 1<<slices.Index(requestFields, kPath))
+// (requestFields bits): the route, operation, method, stream and self
+// flags — not the id, path, nor what the call asks for.
+var shapeRequestFields = fieldBits(requestFields, kRoute, kOperation, kMethod, kStream, kSelf)
 
 // peNoInline are rules of the default policy that partial evaluation keeps
 // as (specialised) support rules instead of inlining them where they are

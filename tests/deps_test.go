@@ -38,7 +38,7 @@ func TestImportDirection(t *testing.T) {
 		{pkg: module + "/gateway/mock", allowed: []string{"/gateway", "/gateway/openai"}, stdlibOnly: true},
 		{pkg: module + "/gateway/usage", allowed: []string{"/gateway"}, stdlibOnly: true},
 		{pkg: module + "/gateway/proxy", allowed: []string{"/gateway", "/gateway/openai", "/gateway/mock", "/gateway/usage", "/gateway/telemetry/spanattr"}},
-		{pkg: module + "/rego", allowed: []string{"/gateway", "/bundles"}},
+		{pkg: module + "/rego", allowed: []string{"/gateway", "/gateway/openai", "/bundles"}},
 		{pkg: module + "/gateway/config", allowed: []string{"/gateway", "/gateway/catalog", "/gateway/modelinfo"}},
 		{pkg: module + "/gateway/authcache", allowed: []string{"/gateway"}, stdlibOnly: true},
 		{pkg: module + "/gateway/limits", allowed: []string{"/gateway"}, stdlibOnly: true},

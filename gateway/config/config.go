@@ -13,6 +13,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,6 +58,9 @@ type Config struct {
 	// MaxRequestBodyBytes is gateway_settings.max_request_body_bytes,
 	// DefaultMaxRequestBodyBytes when not set.
 	MaxRequestBodyBytes int64
+	// TrustedProxies is gateway_settings.trusted_proxies: the peers whose
+	// X-Forwarded-For decides input.request.client_ip.
+	TrustedProxies []netip.Prefix
 	// Warnings lists ignored fields and other things worth a look, sorted
 	// by line.
 	Warnings []Warning

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func (p *parser) strict(n *yaml.Node, path string, known ...string) ([]field, bo
 
 func (p *parser) gatewaySettings(n *yaml.Node) *principals {
 	const path = "gateway_settings"
-	fields, _ := p.strict(n, path, "teams", "users", "keys", "policy", "max_request_body_bytes")
+	fields, _ := p.strict(n, path, "teams", "users", "keys", "policy", "max_request_body_bytes", "trusted_proxies")
 	pr := &principals{}
 	var keys *field
 	for _, f := range fields {
@@ -104,6 +105,8 @@ func (p *parser) gatewaySettings(n *yaml.Node) *principals {
 					p.cfg.MaxRequestBodyBytes = v
 				}
 			}
+		case "trusted_proxies":
+			p.trustedProxies(f.value, f.line, path+".trusted_proxies")
 		}
 	}
 	// Keys refer to teams and users, which may come later in the file.
@@ -542,4 +545,40 @@ func messages(err error) map[string]bool {
 		m[e.Error()] = true
 	}
 	return m
+}
+
+// trustedProxies parses gateway_settings.trusted_proxies: IP addresses and
+// CIDR ranges of the proxies whose X-Forwarded-For the gateway believes
+// (DESIGN §6, input.request.client_ip).
+func (p *parser) trustedProxies(n *yaml.Node, line int, path string) {
+	entries, _, ok := p.strList(n, path)
+	if !ok {
+		return
+	}
+	for i, e := range entries {
+		pfx, err := ParseTrustedProxy(e)
+		if err != nil {
+			p.errorf(line, "%s[%d]: %v", path, i, err)
+			continue
+		}
+		p.cfg.TrustedProxies = append(p.cfg.TrustedProxies, pfx)
+	}
+}
+
+// ParseTrustedProxy reads an IP address ("10.0.0.1", "::1") or a CIDR range
+// ("10.0.0.0/8") as a prefix.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR range", s)
+		}
+		return pfx.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR range", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

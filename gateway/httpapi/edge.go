@@ -29,7 +29,10 @@ type reqCtx struct {
 	// usage and cost of an admitted inference call, once it ended.
 	usage gateway.Usage
 	cost  float64
-	span  trace.Span // the recorded server span; nil without one
+	// body and contentType of an inference call, for the policy.
+	body        []byte
+	contentType string
+	span        trace.Span // the recorded server span; nil without one
 }
 
 type ctxKey struct{}

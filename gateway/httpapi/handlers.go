@@ -32,6 +32,8 @@ func (s *Server) authorizeRequest(r *http.Request, rc *reqCtx, p *gateway.Princi
 		Request: gateway.RequestInfo{
 			ID: rc.id, Route: rc.class, Operation: rc.operation,
 			Method: r.Method, Path: r.URL.Path, Stream: stream, Self: self,
+			Body: rc.body, ContentType: rc.contentType,
+			ClientIP: s.clientIP(r), Header: r.Header,
 		},
 		Principal: p,
 		Model:     res,
@@ -70,6 +72,7 @@ func (s *Server) inference(path string) handlerFunc {
 			return fmt.Errorf("read body: %w", err)
 		}
 		ct := r.Header.Get("Content-Type")
+		rc.body, rc.contentType = body, ct
 		preq := proxy.Request{Operation: rc.operation, Path: path, Body: body, ContentType: ct}
 		var model string
 		if mt, _, _ := mime.ParseMediaType(ct); mt == "multipart/form-data" {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -72,6 +73,9 @@ type Config struct {
 	// UsageObserver counts each admitted call's tokens and spend; nil
 	// means none.
 	UsageObserver UsageObserver
+	// TrustedProxies are the peers whose X-Forwarded-For decides the
+	// client address the policy sees (input.request.client_ip).
+	TrustedProxies []netip.Prefix
 }
 
 // UsageObserver records the usage of inference calls (*telemetry.Metrics

@@ -384,3 +384,81 @@ func hex4(b []byte) rune {
 	}
 	return r
 }
+
+// Member is one top-level member of a JSON object body.
+type Member struct {
+	// Key is the decoded member name.
+	Key string
+	// Raw is the value as written.
+	Raw []byte
+	// Kind is the value's JSON type: "string", "number", "bool", "null",
+	// "object" or "array".
+	Kind string
+}
+
+// Members returns the top-level members of a JSON object body, in order,
+// without decoding the values (DESIGN §6, input.request.params). The body
+// must be what ScanJSON accepts.
+func Members(body []byte) ([]Member, error) {
+	s := scanner{b: body}
+	s.skipWS()
+	if s.i >= len(s.b) || s.b[s.i] != '{' {
+		return nil, parseError("the body must be a JSON object")
+	}
+	s.i++
+	s.skipWS()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		return nil, nil
+	}
+	var out []Member
+	for {
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return nil, s.errUnexpected("a string key")
+		}
+		keyStart := s.i
+		if _, err := s.scanString(); err != nil {
+			return nil, err
+		}
+		key, _ := unquote(s.b[keyStart+1 : s.i-1])
+		s.skipWS()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return nil, s.errUnexpected("':'")
+		}
+		s.i++
+		s.skipWS()
+		valStart := s.i
+		kind, err := s.scanValue(1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Member{Key: key, Raw: s.b[valStart:s.i], Kind: kindName(kind)})
+		s.skipWS()
+		if s.i >= len(s.b) {
+			return nil, s.errUnexpected("',' or '}'")
+		}
+		if s.b[s.i] == '}' {
+			return out, nil
+		}
+		if s.b[s.i] != ',' {
+			return nil, s.errUnexpected("',' or '}'")
+		}
+		s.i++
+		s.skipWS()
+	}
+}
+
+func kindName(k valueKind) string {
+	switch k {
+	case kindString:
+		return "string"
+	case kindNumber:
+		return "number"
+	case kindTrue, kindFalse:
+		return "bool"
+	case kindNull:
+		return "null"
+	case kindObject:
+		return "object"
+	}
+	return "array"
+}

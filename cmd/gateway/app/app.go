@@ -269,6 +269,7 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	if err := lim.Start(ctx); err != nil {
 		return fail(fmt.Errorf("usage: %w", err))
 	}
+	eng.SetSpendReader(lim)
 	fail = func(err error) (*Gateway, error) {
 		stop()
 		_ = lim.Close(context.Background())
@@ -301,13 +302,14 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		Authorizer: telemetry.NewAuthorizer(telemetry.AuthorizerConfig{
 			Next: authz, TracerProvider: opts.TracerProvider, Metrics: metrics, Revision: eng.Revision,
 		}),
-		Store:        cache,
-		Upstream:     px,
-		Admin:        adm,
-		Policy:       policyAdmin{eng},
-		MasterKey:    cfg.MasterKey,
-		MaxBodyBytes: cfg.MaxRequestBodyBytes,
-		Logger:       log,
+		Store:          cache,
+		Upstream:       px,
+		Admin:          adm,
+		Policy:         policyAdmin{eng},
+		MasterKey:      cfg.MasterKey,
+		MaxBodyBytes:   cfg.MaxRequestBodyBytes,
+		TrustedProxies: cfg.TrustedProxies,
+		Logger:         log,
 		Ready: func(ctx context.Context) error {
 			if draining.Load() {
 				return errDraining
