@@ -149,3 +149,38 @@ func TestMemoCallersOwnReasons(t *testing.T) {
 		t.Errorf("Reasons[0] = %q after a caller changed its copy, want %q", d.Reasons[0], want)
 	}
 }
+
+// TestParamsNeverMemoised: a custom rule on what a call asks for is
+// decided per call once the principal and its request shape are
+// specialised, and the default policy's memo is untouched by the fields.
+func TestParamsNeverMemoised(t *testing.T) {
+	e := newEngine(t, bundleFS(map[string]string{
+		".manifest":   `{"roots": ["gateway/custom"]}`,
+		"custom.rego": "package gateway.custom\n\ndeny contains \"too many tokens\" if input.request.params.max_tokens > 1000\n\ndeny contains \"blocked\" if input.request.headers[\"x-client\"] == \"bad\"\n",
+	}))
+	p := principal([]string{"gpt-4o"}, nil, nil)
+	in := func(body string, client string) *gateway.Input {
+		return &gateway.Input{
+			Request:   gateway.RequestInfo{ID: "r", Route: gateway.RouteInference, Operation: "chat.completions", Method: "POST", Path: "/v1/chat/completions", Body: []byte(body), Header: map[string][]string{"X-Client": {client}}},
+			Principal: p, Model: resolution("gpt-4o", []string{"gpt-4o"}), Now: testNow,
+		}
+	}
+	small, big := `{"model":"gpt-4o","max_tokens":10}`, `{"model":"gpt-4o","max_tokens":5000}`
+	sp := specOf(t, e, in(small, "ok"))
+	if sp.memo != nil {
+		t.Fatal("a residual reading params is memoised")
+	}
+	for range 3 { // shapes are built when met again
+		e.Decide(t.Context(), in(small, "ok"))
+	}
+	e.Specialise(t.Context(), in(small, "ok"))
+	for _, tc := range []struct {
+		body, client string
+		allow        bool
+	}{{small, "ok", true}, {big, "ok", false}, {small, "bad", false}, {small, "ok", true}, {big, "bad", false}} {
+		d, err := e.Decide(t.Context(), in(tc.body, tc.client))
+		if err != nil || d.Allow != tc.allow {
+			t.Errorf("Decide(%s, %s) = %+v, %v; want allow %t", tc.body, tc.client, d, err, tc.allow)
+		}
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/openai"
 )
 
 // Defaults of Config.
@@ -86,7 +87,16 @@ type Event struct {
 	// EvalMicros is the evaluation time in microseconds.
 	EvalMicros float64 `json:"eval_us"`
 
+	// Params are the call's input.request.params (never its body or
+	// prompt), and ClientIP its input.request.client_ip.
+	Params   map[string]any `json:"params,omitempty"`
+	ClientIP string         `json:"client_ip,omitempty"`
+
 	visible map[string]struct{} // turned into Visible by the writer
+	// body and contentType are the call's, turned into Params by the
+	// writer and dropped.
+	body        []byte
+	contentType string
 }
 
 // Config configures a Logger.
@@ -235,6 +245,7 @@ func (l *Logger) event(in *gateway.Input, query string, start time.Time, took ti
 	}
 	r := &in.Request
 	ev.RequestID, ev.Route, ev.Operation, ev.Method, ev.Path, ev.Stream = r.ID, r.Route, r.Operation, r.Method, r.Path, r.Stream
+	ev.ClientIP, ev.body, ev.contentType = r.ClientIP, r.Body, r.ContentType
 	if p := in.Principal; p != nil {
 		if p.Key != nil {
 			ev.KeyHash, ev.KeyAlias = p.Key.ID, p.Key.Alias
@@ -337,6 +348,10 @@ func (ev *Event) finish() {
 		}
 		slices.Sort(ev.Visible)
 		ev.visible = nil
+	}
+	if len(ev.body) > 0 {
+		ev.Params = openai.Params(ev.body, ev.contentType)
+		ev.body = nil
 	}
 	if ev.Reasons == nil {
 		ev.Reasons = []string{}
