@@ -155,6 +155,9 @@ type state struct {
 	// readsSpend is set when the policy reads a layer's spend: it is then
 	// evaluated in full on every call (spend.go).
 	readsSpend bool
+	// paramNames are the names of input.request.params the policy reads;
+	// nil when it reads them all (params.go).
+	paramNames map[string]bool
 
 	bundleLoaded []time.Time // when each of bundles was first loaded at its revision
 	compiler     *ast.Compiler
@@ -339,6 +342,7 @@ func build(ctx context.Context, ins []bundleInput, verify *bundle.VerificationCo
 	st.listMemo = listMemoisable(compiler, VisibleModelsQuery)
 	st.reads = inputReads(compiler.Modules)
 	st.readsSpend = readsSpend(compiler.Modules)
+	st.paramNames = paramNames(compiler.Modules)
 	st.listMemo = st.listMemo && !st.readsSpend
 	if len(compiler.GetRulesExact(ast.MustParseRef(LayersQuery))) > 0 {
 		if st.layers, err = prepare(compiler, store, LayersQuery); err != nil {
@@ -398,7 +402,7 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	if sp != nil {
 		reads, model = sp.reads, sp.model
 	}
-	t, err := e.eval(ctx, q, e.inputOf(reads, in, key, team, user, model))
+	t, err := e.eval(ctx, q, e.inputOf(st, reads, in, key, team, user, model))
 	if err != nil {
 		return failClosed(), fmt.Errorf("decide: %w", err)
 	}
@@ -444,7 +448,7 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	}
 	// The list is not specialised: narrowing it through
 	// input.candidate_index is a few set operations either way.
-	t, err := e.eval(ctx, st.visible, e.inputOf(st.reads, in, key, team, user, nil))
+	t, err := e.eval(ctx, st.visible, e.inputOf(st, st.reads, in, key, team, user, nil))
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}

@@ -83,13 +83,13 @@ func (e *Engine) inputValueFor(st *state, in *gateway.Input) (ast.Value, error) 
 	if st.readsSpend {
 		key, team, user = e.withSpend(in, key, team, user)
 	}
-	return e.inputOf(shownInput, in, key, team, user, nil), nil
+	return e.inputOf(st, shownInput, in, key, team, user, nil), nil
 }
 
 // shownInput is the input document the explain endpoint shows and the
 // checks evaluate: every field but input.request.body, which is never shown
 // or logged (it carries the prompt).
-var shownInput = inputFields{top: allInput.top, req: allInput.req &^ fieldBits(requestFields, kBody)}
+var shownInput = inputFields{top: allInput.top, req: allInput.req &^ fieldBits(requestFields, kBody), allParams: true}
 
 // principalTerms converts the principal's records (cached by identity);
 // absent ones are null.
@@ -120,12 +120,6 @@ func (e *Engine) principalTerms(in *gateway.Input) (key, team, user *ast.Term, e
 		}
 	}
 	return key, team, user, nil
-}
-
-// inputWith builds the input document for in around converted principal
-// records and, unless it is nil, a converted model (a request shape's).
-func (e *Engine) inputWith(in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
-	return e.inputOf(allInput, in, key, team, user, model)
 }
 
 // pinNow returns in with its time set: in itself when it has one, else a
@@ -508,6 +502,9 @@ func (c *recordCache[T]) get(r *T, convert func(*T) (*ast.Term, error)) (*ast.Te
 type inputFields struct {
 	top uint16 // 1 << index in topFields
 	req uint16 // 1 << index in requestFields
+	// allParams builds every name of input.request.params, not only those
+	// the policy reads (for the input the explain endpoint shows).
+	allParams bool
 }
 
 // topFields and requestFields are the fields of the input document and of
@@ -565,7 +562,7 @@ func inputReads(modules map[string]*ast.Module) inputFields {
 // inputOf builds the parts f of the input document for in, around
 // converted principal records and, unless it is nil, a converted model.
 // Absent principal parts and model are null; lists are never null.
-func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
+func (e *Engine) inputOf(st *state, f inputFields, in *gateway.Input, key, team, user, model *ast.Term) ast.Value {
 	var kv [8][2]*ast.Term
 	n := 0
 	var cl *convertedList // looked up once, for the list and its index
@@ -576,7 +573,11 @@ func (e *Engine) inputOf(f inputFields, in *gateway.Input, key, team, user, mode
 		var v *ast.Term
 		switch k {
 		case kRequest:
-			v = requestFieldsTerm(&in.Request, f.req)
+			want := st.paramNames
+			if f.allParams {
+				want = nil
+			}
+			v = requestFieldsTerm(&in.Request, f.req, want)
 		case kKey:
 			v = key
 		case kTeam:
@@ -621,7 +622,7 @@ func modelOf(in *gateway.Input) *ast.Term {
 }
 
 // requestFieldsTerm is input.request with the fields in mask only.
-func requestFieldsTerm(r *gateway.RequestInfo, mask uint16) *ast.Term {
+func requestFieldsTerm(r *gateway.RequestInfo, mask uint16, paramsWanted map[string]bool) *ast.Term {
 	var kv [11][2]*ast.Term
 	n := 0
 	for i, k := range requestFields {
@@ -645,7 +646,7 @@ func requestFieldsTerm(r *gateway.RequestInfo, mask uint16) *ast.Term {
 		case kSelf:
 			v = ast.InternedTerm(r.Self)
 		case kParams:
-			v = paramsTerm(r)
+			v = paramsTerm(r, paramsWanted)
 		case kBody:
 			v = bodyTerm(r)
 		case kClientIP:

@@ -20,12 +20,13 @@ var credentialHeaders = map[string]bool{
 	"authorization": true, "api-key": true, "x-api-key": true, "cookie": true, "proxy-authorization": true,
 }
 
-// paramsTerm is input.request.params (openai.Params).
-func paramsTerm(r *gateway.RequestInfo) *ast.Term {
+// paramsTerm is input.request.params (openai.Params), with only the names
+// in want when the policy reads only those (nil: all of them).
+func paramsTerm(r *gateway.RequestInfo, want map[string]bool) *ast.Term {
 	if len(r.Body) == 0 {
 		return ast.InternedEmptyObject
 	}
-	v, err := ast.InterfaceToValue(openai.Params(r.Body, r.ContentType))
+	v, err := ast.InterfaceToValue(openai.ParamsOf(r.Body, r.ContentType, want))
 	if err != nil {
 		return ast.InternedEmptyObject
 	}
@@ -71,4 +72,37 @@ func headersTerm(r *gateway.RequestInfo) *ast.Term {
 		kvs = append(kvs, [2]*ast.Term{ast.StringTerm(name), ast.StringTerm(vs[0])})
 	}
 	return ast.ObjectTerm(kvs...)
+}
+
+// paramNames returns the names of input.request.params that modules read,
+// or nil when they read params as a whole or by a name they compute.
+func paramNames(modules map[string]*ast.Module) map[string]bool {
+	names := map[string]bool{}
+	all := false
+	params := ast.MustParseRef("input.request.params")
+	for _, m := range modules {
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if all || !r.HasPrefix(ast.InputRootRef) {
+				return all
+			}
+			g := r.GroundPrefix()
+			switch {
+			case len(g) < 3 && (len(g) < 2 || g[1].Equal(kRequest)):
+				all = true // input, or input.request, read whole or by a computed name
+			case g.HasPrefix(params) && len(g) == 3:
+				all = true
+			case g.HasPrefix(params):
+				if s, ok := g[3].Value.(ast.String); ok {
+					names[string(s)] = true
+				} else {
+					all = true
+				}
+			}
+			return all
+		})
+	}
+	if all {
+		return nil
+	}
+	return names
 }

@@ -275,7 +275,7 @@ func (c *specCache) shape(k shapeKey, pin memoPin, in *gateway.Input, key, team,
 		[2]*ast.Term{kTeam, team},
 		[2]*ast.Term{kUser, user},
 		[2]*ast.Term{kModel, sp.model},
-		[2]*ast.Term{kRequest, requestFieldsTerm(&in.Request, shapeRequestFields)},
+		[2]*ast.Term{kRequest, requestFieldsTerm(&in.Request, shapeRequestFields, nil)},
 	)
 	if !c.enqueue(specJob{sp: sp, known: known, unknowns: shapeUnknowns, noInline: shapeNoInline}) {
 		sp.queued.Store(false) // tried again when next met

@@ -25,6 +25,12 @@ var contentKeys = map[string]bool{
 // appear. A multipart body gives its non-file form fields, as strings. A
 // body that is neither gives none.
 func Params(body []byte, contentType string) map[string]any {
+	return ParamsOf(body, contentType, nil)
+}
+
+// ParamsOf is Params limited to the names in want ("tool_names" for the
+// tools); nil wants them all.
+func ParamsOf(body []byte, contentType string, want map[string]bool) map[string]any {
 	out := map[string]any{}
 	if len(body) == 0 {
 		return out
@@ -40,6 +46,15 @@ func Params(body []byte, contentType string) map[string]any {
 	for _, m := range ms {
 		if contentKeys[m.Key] {
 			continue
+		}
+		if want != nil {
+			name := m.Key
+			if name == "tools" {
+				name = "tool_names"
+			}
+			if !want[name] {
+				continue
+			}
 		}
 		switch m.Kind {
 		case "string", "number", "bool", "null":
