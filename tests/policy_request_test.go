@@ -167,6 +167,31 @@ func TestPolicyOverWhatACallAsks(t *testing.T) {
 		t.Errorf("retrieve gpt-4o = %d, want 200", st)
 	}
 
+	// The explain endpoint shows the params of a call it is given, never
+	// its body or prompt.
+	x := g.admin(t, http.MethodPost, "/admin/policy/explain", map[string]any{
+		"key": applied, "model": "gpt-4o", "client_ip": "203.0.113.9",
+		"body": map[string]any{"model": "gpt-4o", "max_tokens": 5000, "messages": []any{map[string]any{"role": "user", "content": "PROMPT-MARKER"}}},
+	})
+	var ex struct {
+		Decision struct {
+			Allow   bool     `json:"allow"`
+			Message string   `json:"message"`
+			Reasons []string `json:"reasons"`
+		} `json:"decision"`
+		Input struct {
+			Request map[string]any `json:"request"`
+		} `json:"input"`
+	}
+	mustJSON(t, x, &ex)
+	params, _ := ex.Input.Request["params"].(map[string]any)
+	if ex.Decision.Allow || params["max_tokens"] != float64(5000) || ex.Input.Request["client_ip"] != "203.0.113.9" {
+		t.Errorf("explain = %s", x.Body)
+	}
+	if _, ok := ex.Input.Request["body"]; ok || strings.Contains(string(x.Body), "PROMPT-MARKER") {
+		t.Errorf("explain shows the body or the prompt: %s", x.Body)
+	}
+
 	// The decision log shows params, never the body, the prompt or a
 	// credential.
 	eventually(t, "the decision events", func() bool { return g.DecisionLog.Written() > uint64(len(calls)) })

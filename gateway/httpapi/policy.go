@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/openai"
 )
 
 // Policy is what the policy admin endpoints need of the policy engine.
@@ -77,6 +78,12 @@ type explainRequest struct {
 	Stream bool `json:"stream"`
 	// Now is input.now (RFC 3339); default the current time.
 	Now string `json:"now"`
+	// Body is the call's JSON body, for input.request.params (and
+	// input.request.body, which the answer never shows).
+	Body json.RawMessage `json:"body"`
+	// ClientIP and Headers are input.request.client_ip and headers.
+	ClientIP string            `json:"client_ip"`
+	Headers  map[string]string `json:"headers"`
 }
 
 // explainPrincipal is a principal written out in an explain request, in the
@@ -185,9 +192,22 @@ func (s *Server) policyExplain(w http.ResponseWriter, r *http.Request, _ *gatewa
 		Request: gateway.RequestInfo{
 			ID: requestCtx(r).id + "-explain", Route: req.Route, Operation: op,
 			Method: explainMethod(req.Route), Path: explainPath(req.Route, req.Model), Stream: req.Stream,
+			ClientIP: req.ClientIP,
 		},
 		Principal: p,
 		Now:       now,
+	}
+	if len(req.Body) > 0 && string(req.Body) != "null" {
+		if _, err := openai.ScanJSON(req.Body); err != nil {
+			return &gateway.BadRequestError{Param: "body", Message: "body must be the call's JSON object."}
+		}
+		in.Request.Body, in.Request.ContentType = req.Body, "application/json"
+	}
+	if len(req.Headers) > 0 {
+		in.Request.Header = make(map[string][]string, len(req.Headers))
+		for k, v := range req.Headers {
+			in.Request.Header[k] = []string{v}
+		}
 	}
 	if req.Model != "" {
 		res := s.cfg.Resolver.Resolve(req.Model, p.KeyAliases(), p.TeamAliases())
