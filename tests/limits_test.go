@@ -40,24 +40,10 @@ general_settings:
 // callCost is what one gpt-4o call of the usage upstream costs.
 const callCost = 0.19
 
-// logBuffer collects the gateway's JSON log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the log lines whose msg is msg.
-func (l *logBuffer) lines(msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// logLines returns the JSON log lines in l whose msg is msg.
+func logLines(l *syncBuffer, msg string) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(l.String()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var m map[string]any
@@ -70,12 +56,12 @@ func (l *logBuffer) lines(msg string) []map[string]any {
 
 // limitsGateway starts a gateway on pricedConfig with the usage upstream,
 // on the store given by url, with a settable clock and a captured log.
-func limitsGateway(t *testing.T, url string) (*gw, *clock, *logBuffer) {
+func limitsGateway(t *testing.T, url string) (*gw, *clock, *syncBuffer) {
 	t.Helper()
 	up := startUpstream(t)
 	up.setHandler(usageUpstream())
 	c := &clock{t: time.Now().UTC()}
-	logs := &logBuffer{}
+	logs := &syncBuffer{}
 	g := startGatewayWith(t, pricedConfig, up, app.Options{
 		DatabaseURL: url, Now: c.now,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
@@ -285,7 +271,7 @@ func TestBudgetResetAndSoftBudget(t *testing.T) {
 				t.Errorf("spend = %v reset %v, want %v and a reset time", spend, reset, callCost)
 			}
 			wantError(t, g.chat(t, key, "gpt-4o"), 400, "budget_exceeded", "budget_exceeded")
-			if n := len(logs.lines("soft budget crossed")); n != 1 {
+			if n := len(logLines(logs, "soft budget crossed")); n != 1 {
 				t.Errorf("soft budget log lines = %d, want 1", n)
 			}
 			if v := metricValue(t, g, `gateway_soft_budget_crossed_total{layer="key"}`); v < 1 {
@@ -362,7 +348,7 @@ func TestUsageFromAnswersAndStreams(t *testing.T) {
 			for _, tc := range calls {
 				t.Run(tc.name, func(t *testing.T) {
 					key := genKey(t, g, map[string]any{"key_alias": tc.name})
-					before := len(logs.lines("request"))
+					before := len(logLines(logs, "request"))
 					r := g.do(t, http.MethodPost, tc.path, key, "application/json", []byte(tc.body))
 					if r.Status != 200 {
 						t.Fatalf("%s = %d %s", tc.path, r.Status, r.Body)
@@ -384,7 +370,7 @@ func TestUsageFromAnswersAndStreams(t *testing.T) {
 						}
 					}
 					var keyID string
-					for _, l := range logs.lines("request")[before:] {
+					for _, l := range logLines(logs, "request")[before:] {
 						if l["key_alias"] != tc.name {
 							continue
 						}
