@@ -212,7 +212,7 @@ func (t *Ticket) Done(u gateway.Usage, cost float64) {
 		}
 		c.e.mu.Unlock()
 		if crossed {
-			l.log.Warn("soft budget crossed", "layer", c.layer, "id", logID(c.layer, c.e, t), "soft_budget", *c.soft)
+			l.log.Warn("soft budget crossed", "layer", c.layer, "id", t.logID(c.layer), "soft_budget", *c.soft)
 			if l.obs != nil {
 				l.obs.SoftBudget(c.layer)
 			}
@@ -222,7 +222,7 @@ func (t *Ticket) Done(u gateway.Usage, cost float64) {
 
 // logID names the layer of a soft budget alert: a key by its alias-free
 // hash prefix, teams and users by id.
-func logID(layer string, _ *entity, t *Ticket) string {
+func (t *Ticket) logID(layer string) string {
 	switch layer {
 	case gateway.LayerTeam:
 		return t.team

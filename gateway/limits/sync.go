@@ -16,6 +16,11 @@ type dailyKey struct {
 
 // count adds one call to the entity's daily usage. The caller holds mu.
 func (e *entity) count(k dailyKey, u gateway.Usage, cost float64) {
+	e.add(k, gateway.UsageCounts{Requests: 1, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, USD: cost})
+}
+
+// add adds n to the entity's daily usage of k. The caller holds mu.
+func (e *entity) add(k dailyKey, n gateway.UsageCounts) {
 	if e.daily == nil {
 		e.daily = make(map[dailyKey]*gateway.UsageCounts)
 	}
@@ -24,10 +29,10 @@ func (e *entity) count(k dailyKey, u gateway.Usage, cost float64) {
 		c = &gateway.UsageCounts{}
 		e.daily[k] = c
 	}
-	c.Requests++
-	c.PromptTokens += u.PromptTokens
-	c.CompletionTokens += u.CompletionTokens
-	c.USD += cost
+	c.Requests += n.Requests
+	c.PromptTokens += n.PromptTokens
+	c.CompletionTokens += n.CompletionTokens
+	c.USD += n.USD
 }
 
 // Sync hands this replica's usage over to the shared store and takes the
@@ -69,17 +74,7 @@ func (l *Limiter) Sync(ctx context.Context) error {
 			f.e.local += f.e.flushing
 			f.e.flushing = 0
 			for dk, c := range f.daily {
-				if f.e.daily == nil {
-					f.e.daily = make(map[dailyKey]*gateway.UsageCounts)
-				}
-				if cur := f.e.daily[dk]; cur != nil {
-					cur.Requests += c.Requests
-					cur.PromptTokens += c.PromptTokens
-					cur.CompletionTokens += c.CompletionTokens
-					cur.USD += c.USD
-				} else {
-					f.e.daily[dk] = c
-				}
+				f.e.add(dk, *c)
 			}
 			f.e.mu.Unlock()
 		}
