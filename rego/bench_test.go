@@ -189,6 +189,43 @@ func listShape(n int) (*gateway.Principal, *gateway.CandidateList) {
 // list each time: conversion, index and glob matching, as once per catalog
 // version and alias table).
 func BenchmarkVisibleModels(b *testing.B) {
+	// A first list for each kind of entry alone, over 1,000 candidates:
+	// each costs the same order of work.
+	shapes := []struct {
+		name string
+		key  []string
+	}{
+		{"exact", nil}, // the shape's 46 exact names
+		{"group", []string{"default-models"}},
+		{"prefix", []string{"bench-1*", "extra-09*", "model-3*"}},
+		{"infix", []string{"vendor-*/chat", "*-2*", "open*/bench-*"}},
+	}
+	for _, sh := range shapes {
+		b.Run("first/"+sh.name+"/1000", func(b *testing.B) {
+			e := benchEngine(b)
+			e.noListMemo = true
+			p, list := listShape(1000)
+			if sh.key == nil {
+				sh.key = p.Key.Models[:46]
+			}
+			p = &gateway.Principal{Key: &gateway.Key{ID: gateway.HashKey("sk-shape"), Models: sh.key}}
+			in := &gateway.Input{Request: gateway.RequestInfo{Route: gateway.RouteModelsList, Operation: "models.list", Method: "GET", Path: "/v1/models"},
+				Principal: p, Candidates: list, Now: testNow}
+			got, err := e.VisibleModels(b.Context(), in)
+			if err != nil || len(got) == 0 || len(got) == 1000 {
+				b.Fatalf("VisibleModels = %d ids, %v; want some but not all", len(got), err)
+			}
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			for b.Loop() {
+				if _, err := e.VisibleModels(b.Context(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(len(got)), "visible")
+		})
+	}
 	for _, kind := range []string{"first", "repeat", "cold"} {
 		for _, n := range []int{1000, 10000} {
 			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {

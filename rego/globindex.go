@@ -38,22 +38,31 @@ type globCache struct {
 }
 
 // indexFor returns input.candidate_index for the list and principal p: the
-// list's own index with the sets of the globs in p's key, team and user
-// lists.
+// ids of the list, and the sets of ids by chain name, by access group and
+// by glob for the entries of p's key, team and user lists (globs matched
+// once per list). The policy picks each layer's entries out of these; an
+// index of every name of the list would make it walk them all.
 func (cl *convertedList) indexFor(p *gateway.Principal) *ast.Term {
-	globs := ast.InternedEmptyObject
-	if gs := principalGlobs(p); len(gs) > 0 {
-		kvs := make([][2]*ast.Term, len(gs))
-		for i, g := range gs {
-			kvs[i] = [2]*ast.Term{ast.StringTerm(g), cl.globTerm(g)}
+	var names, groups, globs [][2]*ast.Term
+	for _, e := range principalEntries(p) {
+		if strings.Contains(e, "*") {
+			if e != "*" {
+				globs = append(globs, [2]*ast.Term{ast.StringTerm(e), cl.globTerm(e)})
+			}
+			continue
 		}
-		globs = ast.ObjectTerm(kvs...)
+		if t, ok := cl.index.names[e]; ok {
+			names = append(names, [2]*ast.Term{ast.StringTerm(e), t})
+		}
+		if t, ok := cl.index.groups[e]; ok {
+			groups = append(groups, [2]*ast.Term{ast.StringTerm(e), t})
+		}
 	}
 	return ast.ObjectTerm(
 		[2]*ast.Term{kIDs, cl.index.ids},
-		[2]*ast.Term{kNames, cl.index.names},
-		[2]*ast.Term{kAccessGroups, cl.index.groups},
-		[2]*ast.Term{kGlobs, globs},
+		[2]*ast.Term{kNames, ast.ObjectTerm(names...)},
+		[2]*ast.Term{kAccessGroups, ast.ObjectTerm(groups...)},
+		[2]*ast.Term{kGlobs, ast.ObjectTerm(globs...)},
 	)
 }
 
@@ -84,26 +93,18 @@ func (cl *convertedList) globTerm(g string) *ast.Term {
 	return t
 }
 
-// principalGlobs returns the distinct globs in p's key, team and user
-// lists: entries containing "*" other than "*" itself (a special value).
-func principalGlobs(p *gateway.Principal) []string {
+// principalEntries returns the distinct entries of p's key, team and user
+// lists.
+func principalEntries(p *gateway.Principal) []string {
 	if p == nil {
 		return nil
 	}
 	var out []string
+	seen := map[string]bool{}
 	add := func(models []string) {
 		for _, e := range models {
-			if e == "*" || !strings.Contains(e, "*") {
-				continue
-			}
-			dup := false
-			for _, o := range out {
-				if o == e {
-					dup = true
-					break
-				}
-			}
-			if !dup {
+			if !seen[e] {
+				seen[e] = true
 				out = append(out, e)
 			}
 		}

@@ -257,14 +257,14 @@ func candidatesTerm(l *gateway.CandidateList) *convertedList {
 	return cl
 }
 
-// candidateIndex builds the parts of input.candidate_index that depend on
-// the list alone: the ids of the candidates, and sets of ids by chain name
-// and by access group. Candidates with an empty chain are permitted nothing
-// and are left out. The index lets the policy narrow a list with set
-// operations instead of visiting every candidate (bundles/default/models.rego,
-// "A list, through the index"); the sets of ids by glob are added per
-// request for the globs of the caller's lists (convertedList.globTerm).
-func candidateIndex(l *gateway.CandidateList) (ids, byName, byGroup *ast.Term) {
+// candidateIndex builds what input.candidate_index needs of a list: the
+// ids of the candidates, and sets of ids by chain name and by access group.
+// Candidates with an empty chain are permitted nothing and are left out.
+// The index lets the policy narrow a list with set operations instead of
+// visiting every candidate (bundles/default/models.rego, "A list, through
+// the index"). Each request gets the sets of its principal's entries
+// only (convertedList.indexFor).
+func candidateIndex(l *gateway.CandidateList) (ids *ast.Term, byName, byGroup map[string]*ast.Term) {
 	all := ast.NewSet()
 	names := map[string]ast.Set{}
 	groups := map[string]ast.Set{}
@@ -290,14 +290,14 @@ func candidateIndex(l *gateway.CandidateList) (ids, byName, byGroup *ast.Term) {
 			add(groups, g, id)
 		}
 	}
-	obj := func(m map[string]ast.Set) *ast.Term {
-		o := ast.NewObject()
+	terms := func(m map[string]ast.Set) map[string]*ast.Term {
+		out := make(map[string]*ast.Term, len(m))
 		for k, s := range m {
-			o.Insert(ast.StringTerm(k), ast.NewTerm(s))
+			out[k] = ast.NewTerm(s)
 		}
-		return ast.NewTerm(o)
+		return out
 	}
-	return ast.NewTerm(all), obj(names), obj(groups)
+	return ast.NewTerm(all), terms(names), terms(groups)
 }
 
 func str(s string) *ast.Term { return ast.InternedTerm(s) }
@@ -419,7 +419,10 @@ type convertedList struct {
 	list  *gateway.CandidateList
 	term  *ast.Term
 	ids   map[string]struct{}
-	index struct{ ids, names, groups *ast.Term }
+	index struct {
+		ids           *ast.Term
+		names, groups map[string]*ast.Term // sets of ids by chain name, by access group
+	}
 	globs globCache // sets of ids by glob, made when a caller's list needs them
 }
 

@@ -63,7 +63,7 @@ func TestInputValue(t *testing.T) {
 					"chain": [{"name": "fast", "kind": "alias", "source": "team"}, {"name": "gpt", "kind": "model_group"}],
 					"names": ["fast", "gpt"], "resolved": "gpt", "wildcard": "g*", "access_groups": ["default"]},
 				"candidates": [{"id": "c", "names": ["c", "p/c"], "access_groups": ["g"]}, {"id": "d", "names": [], "access_groups": []}],
-				"candidate_index": {"ids": {"c"}, "names": {"c": {"c"}, "p/c": {"c"}}, "access_groups": {"g": {"c"}}, "globs": {"p/*": {"c"}, "*c": {"c"}}},
+				"candidate_index": {"ids": {"c"}, "names": {}, "access_groups": {"g": {"c"}}, "globs": {"p/*": {"c"}, "*c": {"c"}}},
 				"now": "2026-11-24T12:00:00Z"
 			}`,
 		},
