@@ -47,7 +47,9 @@ func readsSpend(modules map[string]*ast.Module) bool {
 }
 
 // spendSource holds the engine's SpendReader, set once the limiter exists.
-type spendSource struct{ r atomic.Pointer[gateway.SpendReader] }
+type spendSource struct {
+	r atomic.Pointer[gateway.SpendReader]
+}
 
 // withSpend returns the principal's terms with each layer's spend and
 // budget_reset_at added.
