@@ -18,7 +18,8 @@ var contentKeys = map[string]bool{
 
 // Params are the fields of a request body that steer a call but carry no
 // prompt content (DESIGN §6, input.request.params): every top-level scalar
-// as given (numbers as json.Number), metadata and stream_options as given,
+// as given (numbers as json.Number), metadata and stream_options as given
+// (and the Responses API's reasoning object, {"effort", "summary"}),
 // tools reduced to tool_names (function names; hosted tools by their type),
 // tool_choice and response_format reduced to their type (or the string
 // given). messages, input, prompt, instructions and file contents never
@@ -64,7 +65,7 @@ func ParamsOf(body []byte, contentType string, want map[string]bool) map[string]
 			continue
 		}
 		switch m.Key {
-		case "metadata", "stream_options":
+		case "metadata", "stream_options", "reasoning":
 			if v, ok := decode(m.Raw); ok {
 				out[m.Key] = v
 			}
