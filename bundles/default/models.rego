@@ -315,21 +315,33 @@ _indexed_layer(l) := union((((by_name | by_group) | by_glob) | {scanned})) if {
 	not _open[l]
 	es := _lists[l]
 	ix := input.candidate_index
-	globs := {e | some e in es; contains(e, "*")} - _special
-	not_exact := _special | globs
+	indexed := object.filter(ix.globs, es)
+	not_exact := _special | {g | some g, _ in indexed}
 	by_name := {s | some s in object.remove(object.filter(ix.names, es), not_exact)}
 	by_group := {s | some s in object.remove(object.filter(ix.access_groups, es), not_exact)}
-	indexed := object.filter(ix.globs, globs)
 	by_glob := {s | some s in indexed}
-	unindexed := {_glob_pattern(e) | some e in globs; not indexed[e]}
-	scanned := {cand.id |
-		count(unindexed) > 0
-		some cand in input.candidates
-		count(cand.names) > 0
-		some p in unindexed
-		some n in cand.names
-		glob.match(p, null, n)
+	scanned := _scanned_globs(es, indexed)
+}
+
+# _scanned_globs are the ids matched by globs in es that the index lacks
+# (an index made for other lists): they are matched by visiting the list.
+# Counting stars tells at once, without a visit to each entry, whether
+# there are any: every star of es is in a glob of the index, or in "*"
+# (the layer would be open then).
+_scanned_globs(es, indexed) := set() if {
+	strings.count(concat("", es), "*") == sum([strings.count(g, "*") | some g, _ in indexed])
+} else := {cand.id |
+	unindexed := {_glob_pattern(e) |
+		some e in es
+		contains(e, "*")
+		not _special[e]
+		not indexed[e]
 	}
+	some cand in input.candidates
+	count(cand.names) > 0
+	some p in unindexed
+	some n in cand.names
+	glob.match(p, null, n)
 }
 
 # --- Compiled lists ----------------------------------------------------------
