@@ -48,7 +48,8 @@ type InfoLookup func(provider, upstreamModel string) (gateway.ModelInfo, bool)
 // Catalog is the immutable model catalog. It implements gateway.Resolver.
 type Catalog struct {
 	deployments []gateway.Deployment
-	// info fills in what deployments do not configure; nil for nothing.
+	// info fills in what deployments do not configure; nil for nothing,
+	// and nil after New when no wildcard deployment looks names up.
 	info InfoLookup
 
 	groups     map[string]*group
@@ -138,6 +139,12 @@ func NewWithInfo(deployments []gateway.Deployment, aliases []Alias, info InfoLoo
 		return nil, dedupe(errs)
 	}
 	c.precompute()
+	if !slices.ContainsFunc(c.wildcards, func(w *wildcard) bool { return slices.Contains(w.substitute, true) }) {
+		// Only a wildcard deployment whose provider model has a '*' looks
+		// names up after this; without one, the built-in catalog behind
+		// info can be collected.
+		c.info = nil
+	}
 	return c, nil
 }
 
