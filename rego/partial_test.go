@@ -365,3 +365,40 @@ func TestSpecialisingWhileDeciding(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCopyReleased checks that the worker's copy of the policy is
+// dropped once the queue has been dry for a while (release, which peKeep
+// schedules), that a release scheduled before later work does nothing, and
+// that a principal queued after a release is still specialised.
+func TestPolicyCopyReleased(t *testing.T) {
+	e := newEngine(t)
+	c := e.cur.Load().spec
+	first := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal([]string{"gpt-4o"}, nil, nil), Now: testNow}
+	if specOf(t, e, first) == nil {
+		t.Fatal("the first principal was not specialised")
+	}
+	waitIdle := func() {
+		for deadline := time.Now().Add(10 * time.Second); c.working.Load(); {
+			if time.Now().After(deadline) {
+				t.Fatal("the worker is still running after 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitIdle()
+	c.release(c.drained.Load() - 1) // an earlier dry spell: work came after it
+	if c.compiler == nil {
+		t.Fatal("a stale release dropped the worker's copy of the policy")
+	}
+	c.release(c.drained.Load())
+	if c.compiler != nil {
+		t.Fatal("release kept the worker's copy of the policy")
+	}
+	second := &gateway.Input{Request: request(gateway.RouteInference), Principal: principal([]string{"gpt-4o-mini"}, nil, nil), Now: testNow}
+	if sp := specOf(t, e, second); sp == nil || sp.decision == nil {
+		t.Fatal("a principal queued after a release was not specialised")
+	}
+	if n := c.errs.Load(); n != 0 {
+		t.Errorf("%d specialisations failed", n)
+	}
+}

@@ -48,7 +48,8 @@ type InfoLookup func(provider, upstreamModel string) (gateway.ModelInfo, bool)
 // Catalog is the immutable model catalog. It implements gateway.Resolver.
 type Catalog struct {
 	deployments []gateway.Deployment
-	// info fills in what deployments do not configure; nil for nothing.
+	// info fills in what deployments do not configure; nil for nothing,
+	// and nil after New when no wildcard deployment looks names up.
 	info InfoLookup
 
 	groups     map[string]*group
@@ -85,6 +86,7 @@ type group struct {
 	names        []string            // group name, then distinct provider models
 	accessGroups []string
 	deployments  []gateway.Deployment
+	at           []int // positions in Catalog.deployments, while New runs
 }
 
 // wildcard is the set of deployments sharing one wildcard pattern.
@@ -138,6 +140,12 @@ func NewWithInfo(deployments []gateway.Deployment, aliases []Alias, info InfoLoo
 		return nil, dedupe(errs)
 	}
 	c.precompute()
+	if !slices.ContainsFunc(c.wildcards, func(w *wildcard) bool { return slices.Contains(w.substitute, true) }) {
+		// Only a wildcard deployment whose provider model has a '*' looks
+		// names up after this; without one, the built-in catalog behind
+		// info can be collected.
+		c.info = nil
+	}
 	return c, nil
 }
 
@@ -187,7 +195,7 @@ func (c *Catalog) addDeployments(deployments []gateway.Deployment) []error {
 				g = &group{}
 				c.groups[d.ModelName] = g
 			}
-			g.deployments = append(g.deployments, d)
+			g.at = append(g.at, len(c.deployments)-1)
 			continue
 		}
 		w := byPattern[d.ModelName]
@@ -208,6 +216,8 @@ func (c *Catalog) addDeployments(deployments []gateway.Deployment) []error {
 		w.substitute = append(w.substitute, qStars > 0)
 	}
 	for name, g := range c.groups {
+		g.deployments = c.groupDeployments(g.at)
+		g.at = nil
 		c.groupNames = append(c.groupNames, name)
 		g.tail = append(g.tail, gateway.ChainLink{Name: name, Kind: gateway.LinkModelGroup})
 		g.names = append(g.names, name)
@@ -224,7 +234,6 @@ func (c *Catalog) addDeployments(deployments []gateway.Deployment) []error {
 		g.tail = slices.Clip(g.tail)
 		g.names = slices.Clip(g.names)
 		g.accessGroups = uniqueSorted(ags)
-		g.deployments = slices.Clip(g.deployments)
 	}
 	sort.Strings(c.groupNames)
 	for _, w := range c.wildcards {
@@ -251,6 +260,22 @@ func (c *Catalog) addDeployments(deployments []gateway.Deployment) []error {
 	})
 	c.accessGroupNames = sortedKeys(c.accessGroups)
 	return errs
+}
+
+// groupDeployments returns the deployments at positions at (ascending) of
+// c.deployments. Adjacent ones, as a group's usually are, share
+// c.deployments' array, which nothing changes after New, instead of a copy
+// per group (about 250 bytes per deployment).
+func (c *Catalog) groupDeployments(at []int) []gateway.Deployment {
+	first, last := at[0], at[len(at)-1]
+	if last-first == len(at)-1 {
+		return c.deployments[first : last+1 : last+1]
+	}
+	out := make([]gateway.Deployment, len(at))
+	for i, j := range at {
+		out[i] = c.deployments[j]
+	}
+	return out
 }
 
 func (c *Catalog) addAliases(aliases []Alias) []error {

@@ -254,3 +254,46 @@ func TestNewCopiesInput(t *testing.T) {
 		t.Errorf("Resolve(gpt-4o).AccessGroups = %q after caller mutation", got)
 	}
 }
+
+// TestGroupDeploymentsInConfigOrder checks that a group's deployments come
+// in config order whether they are adjacent in the config (shared with the
+// catalog's own list) or not (copied), and that a resolution's list cannot
+// grow into its neighbour's.
+func TestGroupDeploymentsInConfigOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		deps []gateway.Deployment
+		want map[string][]string // group → deployment ids
+	}{
+		{"adjacent", []gateway.Deployment{
+			dep("a1", "a", "openai/a1", "openai"), dep("a2", "a", "openai/a2", "openai"), dep("b1", "b", "openai/b1", "openai"),
+		}, map[string][]string{"a": {"a1", "a2"}, "b": {"b1"}}},
+		{"interleaved", []gateway.Deployment{
+			dep("a1", "a", "openai/a1", "openai"), dep("b1", "b", "openai/b1", "openai"), dep("a2", "a", "openai/a2", "openai"),
+		}, map[string][]string{"a": {"a1", "a2"}, "b": {"b1"}}},
+		{"around a wildcard", []gateway.Deployment{
+			dep("a1", "a", "openai/a1", "openai"), dep("w", "w/*", "openai/*", "openai"), dep("a2", "a", "openai/a2", "openai"),
+		}, map[string][]string{"a": {"a1", "a2"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.deps, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for group, want := range tc.want {
+				res := c.Resolve(group, nil, nil)
+				var got []string
+				for _, d := range res.Deployments {
+					got = append(got, d.ID)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("Resolve(%q).Deployments = %v, want %v", group, got, want)
+				}
+				if cap(res.Deployments) != len(res.Deployments) {
+					t.Errorf("Resolve(%q).Deployments has room to grow (len %d, cap %d)", group, len(res.Deployments), cap(res.Deployments))
+				}
+			}
+		})
+	}
+}

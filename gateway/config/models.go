@@ -539,9 +539,9 @@ func (p *parser) generalSettings(n *yaml.Node) {
 
 // buildCatalog builds the catalog and reports its problems at their lines.
 func (p *parser) buildCatalog(idx *lineIndex) {
-	builtin := modelinfo.Builtin()
+	builtin, now := modelinfo.Builtin(), p.now
 	c, err := catalog.NewWithInfo(p.cfg.Deployments, p.cfg.Aliases, func(provider, model string) (gateway.ModelInfo, bool) {
-		return builtin.Info(provider, model, p.now)
+		return builtin.Info(provider, model, now)
 	})
 	if err != nil {
 		for _, e := range asList(err) {

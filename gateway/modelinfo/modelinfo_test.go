@@ -1,6 +1,7 @@
 package modelinfo
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +241,19 @@ func TestDashDates(t *testing.T) {
 		if got := dashDates(in); got != want {
 			t.Errorf("dashDates(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestBuiltinWhileHeld checks that Builtin parses once while its result
+// is held, and parses again once nothing holds it.
+func TestBuiltinWhileHeld(t *testing.T) {
+	c := Builtin()
+	if Builtin() != c {
+		t.Error("Builtin() parsed again while a catalog was held")
+	}
+	runtime.KeepAlive(c)
+	runtime.GC()
+	if got := Builtin(); got == nil || got.Source == "" {
+		t.Errorf("Builtin() after collection = %v, want the embedded catalog", got)
 	}
 }
