@@ -146,6 +146,24 @@ type LimitError struct {
 	// RetryAfter is when the call may succeed again (rate limits), at
 	// least one second; zero for budgets.
 	RetryAfter time.Duration
+	// Rate are the rate-limit headers of the principal's layers.
+	Rate RateHeaders
+}
+
+// RateHeaders are the values of OpenAI's x-ratelimit-* headers for a
+// principal (DESIGN §11): for requests when it has an rpm limit, for tokens
+// when it has a tpm limit, each from the layer with the least room left on
+// this replica.
+type RateHeaders struct {
+	Requests, Tokens RateHeader
+}
+
+// RateHeader is one trio of x-ratelimit-* values.
+type RateHeader struct {
+	Set       bool
+	Limit     int64
+	Remaining int64
+	Reset     time.Duration
 }
 
 func (e *LimitError) Error() string {

@@ -147,6 +147,17 @@ func TestLimitsEachKindOnEachLayer(t *testing.T) {
 					}
 					r := g.chat(t, key, "gpt-4o")
 					e := wantError(t, r, 429, "requests", "rate_limit_exceeded")
+					if r.Header.Get("X-Ratelimit-Limit-Requests") != "2" || r.Header.Get("X-Ratelimit-Remaining-Requests") != "0" {
+						t.Errorf("429: x-ratelimit-*-requests = %q, %q, want 2, 0", r.Header.Get("X-Ratelimit-Limit-Requests"), r.Header.Get("X-Ratelimit-Remaining-Requests"))
+					}
+					// Other answers the policy allows carry them too, and count
+					// no call.
+					for _, path := range []string{"/v1/models", "/v1/models/gpt-4o"} {
+						lr := g.do(t, http.MethodGet, path, key, "", nil)
+						if lr.Status != 200 || lr.Header.Get("X-Ratelimit-Remaining-Requests") != "0" || lr.Header.Get("X-Ratelimit-Limit-Requests") != "2" {
+							t.Errorf("GET %s = %d, x-ratelimit-*-requests %q, %q", path, lr.Status, lr.Header.Get("X-Ratelimit-Limit-Requests"), lr.Header.Get("X-Ratelimit-Remaining-Requests"))
+						}
+					}
 					retry, err := strconv.Atoi(r.Header.Get("Retry-After"))
 					if err != nil || retry < 1 || retry > 60 {
 						t.Errorf("Retry-After = %q, want 1..60 s", r.Header.Get("Retry-After"))

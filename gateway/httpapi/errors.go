@@ -43,8 +43,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("X-Should-Retry", "false")
 	}
 	var le *gateway.LimitError
-	if errors.As(err, &le) && le.Kind != gateway.LimitBudget {
-		h.Set("Retry-After", strconv.FormatInt(retrySeconds(le.RetryAfter), 10))
+	if errors.As(err, &le) {
+		setRateHeaders(h, le.Rate)
+		if le.Kind != gateway.LimitBudget {
+			h.Set("Retry-After", strconv.FormatInt(retrySeconds(le.RetryAfter), 10))
+		}
 	}
 	var ue *proxy.UpstreamError
 	if errors.As(err, &ue) {

@@ -106,7 +106,7 @@ func (s *Server) inference(path string) handlerFunc {
 			if err != nil {
 				return err
 			}
-			setRateHeaders(w.Header(), &tk.Headers)
+			setRateHeaders(w.Header(), tk.Headers)
 			defer s.account(rc, tk)
 		}
 		preq.Deployments = res.Deployments
@@ -136,9 +136,17 @@ func (s *Server) account(rc *reqCtx, tk *limits.Ticket) {
 	}
 }
 
+// peekRate writes the principal's x-ratelimit-* headers on an answer the
+// policy allowed, without counting a call (DESIGN §11).
+func (s *Server) peekRate(w http.ResponseWriter, p *gateway.Principal) {
+	if s.cfg.Limiter != nil {
+		setRateHeaders(w.Header(), s.cfg.Limiter.Peek(p))
+	}
+}
+
 // setRateHeaders writes OpenAI's x-ratelimit-* headers.
-func setRateHeaders(h http.Header, rh *limits.RateHeaders) {
-	set := func(kind string, v *limits.RateHeader) {
+func setRateHeaders(h http.Header, rh gateway.RateHeaders) {
+	set := func(kind string, v *gateway.RateHeader) {
 		if !v.Set {
 			return
 		}
@@ -184,6 +192,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if err != nil {
 		return fmt.Errorf("%w: %w", errPolicy, err)
 	}
+	s.peekRate(w, p)
 	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(visible))}
 	for _, c := range cands.Items {
 		if _, ok := visible[c.ID]; ok {
@@ -221,6 +230,7 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request, rc *reqCtx) er
 		return &gateway.ModelNotFoundError{Model: model}
 	}
 	rc.resolved = res.Resolved
+	s.peekRate(w, p)
 	maxIn, maxOut := gateway.GroupLimits(res.Deployments)
 	return writeJSON(w, http.StatusOK, s.modelObject(model, OwnedBy(res), maxIn, maxOut))
 }

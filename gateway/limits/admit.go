@@ -28,24 +28,8 @@ type Ticket struct {
 	// The call's principal and model group, for the daily usage.
 	key, team, user, model string
 	// Headers are OpenAI's rate-limit headers for the tightest layer.
-	Headers RateHeaders
+	Headers gateway.RateHeaders
 	done    bool
-}
-
-// RateHeaders are the values of OpenAI's x-ratelimit-* headers for a call:
-// for requests when the principal has an rpm limit, for tokens when it has
-// a tpm limit, each from the layer with the least room left on this
-// replica.
-type RateHeaders struct {
-	Requests, Tokens RateHeader
-}
-
-// RateHeader is one trio of x-ratelimit-* values.
-type RateHeader struct {
-	Set       bool
-	Limit     int64
-	Remaining int64
-	Reset     time.Duration
 }
 
 // Admit checks every layer of p that limits a call to model group and,
@@ -54,15 +38,42 @@ type RateHeader struct {
 // without room (key, the key's model group, team, user; budget, rpm, tpm,
 // parallel) and counts nothing. Admit never blocks on I/O.
 func (l *Limiter) Admit(p *gateway.Principal, model string) (*Ticket, error) {
-	t := &Ticket{l: l, model: model}
-	if p == nil || p.Key == nil {
+	t := l.ticket(p, model)
+	if t.n == 0 {
 		return t, nil
 	}
 	now := l.now()
+	// Lock in a fixed order (key, key model, team, user): two calls never
+	// wait on each other in a cycle.
+	cs := t.checks[:t.n]
+	for i := range cs {
+		cs[i].e.mu.Lock()
+	}
+	err := t.admit(now)
+	t.headers(now.UnixNano())
+	for i := range cs {
+		cs[i].e.mu.Unlock()
+	}
+	if err != nil {
+		err.Rate = t.Headers
+		if l.obs != nil {
+			l.obs.Limited(err.Layer, err.Kind)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// ticket gathers the checks of p's layers for a call to model group.
+func (l *Limiter) ticket(p *gateway.Principal, model string) *Ticket {
+	t := &Ticket{l: l, model: model}
+	if p == nil || p.Key == nil {
+		return t
+	}
 	k := p.Key
 	t.key = k.ID
 	t.add(l, entKey{layer: gateway.LayerKey, id: k.ID}, gateway.LayerKey, k.CreatedAt, &k.Limits)
-	if !k.ModelLimits.IsZero() {
+	if !k.ModelLimits.IsZero() && model != "" {
 		ml := &k.ModelLimits
 		c := check{layer: gateway.LayerKey, model: model, anchor: k.CreatedAt}
 		if v, ok := ml.RPM[model]; ok {
@@ -88,24 +99,7 @@ func (l *Limiter) Admit(p *gateway.Principal, model string) (*Ticket, error) {
 		t.user = p.User.ID
 		t.add(l, entKey{layer: gateway.LayerUser, id: p.User.ID}, gateway.LayerUser, p.User.CreatedAt, &p.User.Limits)
 	}
-
-	// Lock in a fixed order (key, key model, team, user): two calls never
-	// wait on each other in a cycle.
-	cs := t.checks[:t.n]
-	for i := range cs {
-		cs[i].e.mu.Lock()
-	}
-	err := t.admit(now)
-	for i := range cs {
-		cs[i].e.mu.Unlock()
-	}
-	if err != nil {
-		if l.obs != nil {
-			l.obs.Limited(err.Layer, err.Kind)
-		}
-		return nil, err
-	}
-	return t, nil
+	return t
 }
 
 // add appends the check of one layer; every layer is tracked for its
@@ -151,14 +145,7 @@ func (t *Ticket) admit(at time.Time) *gateway.LimitError {
 	for i := range cs {
 		c := &cs[i]
 		if c.rpm != nil {
-			share := l.share(*c.rpm)
-			c.e.rpm.add(share, now)
-			n, reset := c.e.rpm.inWindow(share, now)
-			t.Headers.Requests.tighter(*c.rpm, share-n, reset)
-		}
-		if c.tpm != nil {
-			used, reset := c.e.tpm.sum60(now)
-			t.Headers.Tokens.tighter(*c.tpm, l.share(*c.tpm)-used, reset)
+			c.e.rpm.add(l.share(*c.rpm), now)
 		}
 		if c.parallel != nil {
 			c.e.inflight++
@@ -167,13 +154,50 @@ func (t *Ticket) admit(at time.Time) *gateway.LimitError {
 	return nil
 }
 
+// headers fills in the rate-limit headers from the windows as they are,
+// with every entity locked.
+func (t *Ticket) headers(now int64) {
+	l := t.l
+	for i := range t.checks[:t.n] {
+		c := &t.checks[i]
+		if c.rpm != nil {
+			share := l.share(*c.rpm)
+			n, reset := c.e.rpm.inWindow(share, now)
+			tighter(&t.Headers.Requests, *c.rpm, share-n, reset)
+		}
+		if c.tpm != nil {
+			used, reset := c.e.tpm.sum60(now)
+			tighter(&t.Headers.Tokens, *c.tpm, l.share(*c.tpm)-used, reset)
+		}
+	}
+}
+
 // tighter keeps the layer with the least room.
-func (h *RateHeader) tighter(limit, remaining int64, reset time.Duration) {
+func tighter(h *gateway.RateHeader, limit, remaining int64, reset time.Duration) {
 	remaining = max(remaining, 0)
 	if h.Set && remaining >= h.Remaining {
 		return
 	}
-	*h = RateHeader{Set: true, Limit: limit, Remaining: remaining, Reset: reset}
+	*h = gateway.RateHeader{Set: true, Limit: limit, Remaining: remaining, Reset: reset}
+}
+
+// Peek returns the rate-limit headers of p's layers as they stand, without
+// counting a call: for the answers of other routes (DESIGN §11: every
+// response to a principal with an rpm or tpm limit carries them).
+func (l *Limiter) Peek(p *gateway.Principal) gateway.RateHeaders {
+	t := l.ticket(p, "")
+	if t.n == 0 {
+		return t.Headers
+	}
+	cs := t.checks[:t.n]
+	for i := range cs {
+		cs[i].e.mu.Lock()
+	}
+	t.headers(l.now().UnixNano())
+	for i := range cs {
+		cs[i].e.mu.Unlock()
+	}
+	return t.Headers
 }
 
 // Done ends the call: it leaves the parallel count, its tokens enter the
