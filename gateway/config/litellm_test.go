@@ -300,6 +300,19 @@ model_list:
 			want: []wantProblem{{5, `model_list[1]: deployment id "x" is also the id of model_list[0]`}},
 		},
 		{
+			name: "duplicate deployment id with an unserved deployment",
+			yaml: `
+model_list:
+  - model_name: a
+    litellm_params: { model: bedrock/a }
+    model_info: { id: x }
+  - model_name: b
+    litellm_params: { model: mock/b }
+    model_info: { id: x }
+`,
+			want: []wantProblem{{5, `model_list[1]: deployment id "x" is also the id of model_list[0]`}},
+		},
+		{
 			name: "star in the provider model of an exact group",
 			yaml: `
 model_list:
