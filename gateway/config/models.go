@@ -379,6 +379,14 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 	}
 	var model, apiBase, apiKey envRef
 	hasBase, hasKey := false, false
+	// failing are the "will fail upstream" warnings, given only for a
+	// deployment that is served: an unserved one has its own warning.
+	var failing []Warning
+	defer func() {
+		if unserved == "" {
+			p.cfg.Warnings = append(p.cfg.Warnings, failing...)
+		}
+	}()
 	for _, f := range fields {
 		fpath := path + "." + f.key
 		switch f.key {
@@ -398,7 +406,7 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			}
 			hasBase = apiBase.value != "" || apiBase.unset
 			if apiBase.unset {
-				p.warnf(f.line, "%s: environment variable %s is not set; %s will fail upstream", fpath, apiBase.name, label)
+				failing = append(failing, Warning{f.line, fmt.Sprintf("%s: environment variable %s is not set; %s will fail upstream", fpath, apiBase.name, label)})
 			} else if apiBase.value != "" && !validBase(apiBase.value) {
 				p.errorf(f.line, "%s: want an http or https URL with a host", fpath)
 				ok = false
@@ -410,7 +418,7 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			}
 			hasKey = true
 			if apiKey.unset {
-				p.warnf(f.line, "%s: environment variable %s is not set; %s will fail upstream", fpath, apiKey.name, label)
+				failing = append(failing, Warning{f.line, fmt.Sprintf("%s: environment variable %s is not set; %s will fail upstream", fpath, apiKey.name, label)})
 			}
 		case "api_version":
 			v, vok := p.envStr(f.value, fpath)
