@@ -18,8 +18,10 @@ const (
 
 // Deployment is one upstream that serves a model group: one model_list entry.
 type Deployment struct {
-	// ID identifies the deployment within the catalog ("0", "1", ... in config
-	// order, or model_info.id when set).
+	// ID identifies the deployment within the catalog: model_info.id when
+	// set, else its model_list index ("0", "1", ...; "<index>-1", ... when
+	// an explicit id took the index), so generated ids never equal explicit
+	// ones.
 	ID string
 	// ModelName is the model group (model_name), possibly a wildcard pattern.
 	ModelName string

@@ -30,10 +30,16 @@ const DefaultMaxRequestBodyBytes int64 = 64 << 20
 
 // Config is a loaded, validated configuration.
 type Config struct {
-	// Deployments are the model_list entries in config order. ID is
-	// model_info.id when set and the entry's index ("0", "1", ...)
-	// otherwise.
+	// Deployments are the model_list entries the gateway serves, in config
+	// order. ID is model_info.id when set and GeneratedID otherwise.
 	Deployments []gateway.Deployment
+	// Unserved are the model_list entries the gateway loads but cannot
+	// serve (DESIGN §10.16), in config order; each also has a warning. A
+	// model group with only such deployments is not in Catalog.
+	Unserved []UnservedDeployment
+	// Settings lists every router_settings and litellm_settings key, in
+	// file order, and whether the gateway applies it.
+	Settings []Setting
 	// Aliases are router_settings.model_group_alias, in file order.
 	Aliases []catalog.Alias
 	// Catalog is built from Deployments and Aliases. Alias cycles, chains over
@@ -69,6 +75,76 @@ type Config struct {
 	// catalog. gateway check prints them and serve logs them once; their
 	// calls cost 0.
 	Unpriced []Warning
+
+	// unserved is a catalog of the Unserved deployments, to recognise the
+	// names only they would serve; nil when there are none.
+	unserved *catalog.Catalog
+	// droppedAliases are the aliases (global, team or key) dropped because
+	// their target names only unserved deployments.
+	droppedAliases map[string]bool
+}
+
+// UnservedDeployment is a model_list entry the gateway does not serve: a
+// provider that does not speak the OpenAI wire format, an unknown prefix,
+// or no api_base where one is needed.
+type UnservedDeployment struct {
+	// Line is the line of the entry; Index its position in model_list.
+	Line, Index int
+	// ID is model_info.id, or the id generated for it.
+	ID        string
+	ModelName string
+	// Model is litellm_params.model.
+	Model string
+	// Reason says why it is not served.
+	Reason string
+}
+
+// Setting is one key of router_settings or litellm_settings.
+type Setting struct {
+	Line int
+	// Name is the section and key: "router_settings.num_retries".
+	Name string
+	// Applied is true when the gateway does what the key asks.
+	Applied bool
+	// Note says what the key does in the gateway, or what the gateway does
+	// instead when it is not applied.
+	Note string
+}
+
+// String formats the setting as "router_settings.num_retries: not applied
+// (note)".
+func (s Setting) String() string {
+	state := "not applied"
+	if s.Applied {
+		state = "applied"
+	}
+	return fmt.Sprintf("%s: %s (%s)", s.Name, state, s.Note)
+}
+
+// UnservedName reports whether name refers only to deployments the gateway
+// does not serve: a model group or wildcard-served name of theirs that no
+// served deployment serves, an access group only they name, or an alias
+// dropped because its target was such a name. Allow-list entries naming
+// one are kept, with a warning, and permit nothing.
+func (c *Config) UnservedName(name string) bool {
+	return c.droppedAliases[name] || c.unservedOnly(name)
+}
+
+// unservedOnly is UnservedName without the dropped aliases.
+func (c *Config) unservedOnly(name string) bool {
+	if c.unserved == nil {
+		return false
+	}
+	if c.Catalog != nil && (c.Catalog.Resolve(name, nil, nil).Found || c.Catalog.IsAccessGroup(name)) {
+		return false
+	}
+	return c.servesNothingServed(name) || c.unserved.IsAccessGroup(name)
+}
+
+// servesNothingServed reports whether an unserved deployment would serve
+// name; the caller knows that no served one does.
+func (c *Config) servesNothingServed(name string) bool {
+	return c.unserved != nil && c.unserved.Resolve(name, nil, nil).Found
 }
 
 // PolicySettings is gateway_settings.policy apart from its bundles.
@@ -215,9 +291,10 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 
 func parse(data []byte, env func(string) (string, bool), now time.Time) (*Config, error) {
 	p := &parser{
-		env: env,
-		now: now,
-		cfg: &Config{MaxRequestBodyBytes: DefaultMaxRequestBodyBytes},
+		env:           env,
+		now:           now,
+		cfg:           &Config{MaxRequestBodyBytes: DefaultMaxRequestBodyBytes, droppedAliases: make(map[string]bool)},
+		droppedGlobal: make(map[string]bool),
 	}
 	p.run(data)
 	slices.SortStableFunc(p.cfg.Warnings, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })

@@ -172,8 +172,12 @@ func (p *parser) budgetMap(n *yaml.Node, path string, names *[]modelName) map[st
 // no model: each must resolve, with the key's and its team's aliases, to a
 // model group (a model group, an alias or a name a wildcard deployment
 // serves; not an access group or a glob).
-func (p *parser) modelLimitProblems(names []modelName, keyAliases, teamAliases map[string]string) {
+func (p *parser) modelLimitProblems(names []modelName, keyAliases, teamAliases map[string]string, unserved func(string) bool) {
 	for _, n := range names {
+		if n.name != "" && !p.cfg.Catalog.Resolve(n.name, keyAliases, teamAliases).Found && unserved(n.name) {
+			p.warnf(n.line, "%s: %q names only deployments that are not served; its limits apply to nothing", n.path, n.name)
+			continue
+		}
 		if n.name == "" || !p.cfg.Catalog.Resolve(n.name, keyAliases, teamAliases).Found {
 			p.errorf(n.line, "%s: %q is not a model group, an alias or a name a wildcard deployment serves", n.path, n.name)
 		}

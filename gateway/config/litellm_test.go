@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,13 +63,24 @@ func TestRealWorldLiteLLMConfig(t *testing.T) {
 		{8, "model_list[0].litellm_params.rpm: ignored"},
 		{13, "model_list[0].tpm: ignored"},
 		{23, "model_list[2].litellm_params.stream_timeout: ignored"},
-		{28, "litellm_settings: ignored"},
-		{32, "router_settings.routing_strategy: ignored"},
-		{33, "router_settings.num_retries: ignored"},
 		{36, "environment_variables: ignored"},
 		{40, "general_settings.database_url: ignored; the gateway reads --database-url or DATABASE_URL"},
 		{41, "general_settings.store_model_in_db: ignored"},
 	})
+	var settings []string
+	for _, st := range cfg.Settings {
+		settings = append(settings, fmt.Sprintf("%d %s", st.Line, st))
+	}
+	wantSettings := []string{
+		"29 litellm_settings.drop_params: not applied (the gateway drops no request parameters)",
+		"30 litellm_settings.success_callback: not applied (no LiteLLM callbacks; the gateway has its own decision log, metrics and traces)",
+		"32 router_settings.routing_strategy: not applied (the gateway tries a group's deployments in config order, starting one further on each call)",
+		"33 router_settings.num_retries: not applied (a failed attempt moves on to the group's next deployment; each deployment is tried at most once)",
+		"34 router_settings.model_group_alias: applied (global aliases)",
+	}
+	if !slices.Equal(settings, wantSettings) {
+		t.Errorf("Settings =\n  %s\nwant\n  %s", strings.Join(settings, "\n  "), strings.Join(wantSettings, "\n  "))
+	}
 	checkProblems(t, "unpriced", warningsAsProblems(cfg.Unpriced), []wantProblem{
 		{19, `model_list[2] (model_name "local-llama"): no price for meta-llama/Llama-3.1-8B-Instruct`},
 	})
@@ -120,6 +133,9 @@ func TestProviders(t *testing.T) {
 		wantErr  string
 		errLine  int // line of wantErr when it is not the deployment's (2)
 		wantWarn string
+		warnLine int // line of wantWarn when it is not 3
+		// wantUnserved is the reason the deployment loads unserved.
+		wantUnserved string
 	}{
 		{name: "no prefix goes to openai", params: `{model: gpt-4o}`, want: gateway.Deployment{Provider: "openai", UpstreamModel: "gpt-4o", APIBase: "https://api.openai.com/v1"}},
 		{name: "no prefix with api_base", params: `{model: gpt-4o, api_base: "http://localhost:9000/v1/"}`, want: gateway.Deployment{Provider: "openai", UpstreamModel: "gpt-4o", APIBase: "http://localhost:9000/v1"}},
@@ -138,18 +154,23 @@ func TestProviders(t *testing.T) {
 		{name: "cerebras", params: `{model: cerebras/llama3.1-8b}`, want: gateway.Deployment{Provider: "cerebras", UpstreamModel: "llama3.1-8b", APIBase: "https://api.cerebras.ai/v1"}},
 		{name: "deepinfra", params: `{model: deepinfra/meta-llama/x}`, want: gateway.Deployment{Provider: "deepinfra", UpstreamModel: "meta-llama/x", APIBase: "https://api.deepinfra.com/v1/openai"}},
 		{name: "hosted_vllm with api_base", params: `{model: hosted_vllm/qwen, api_base: "http://vllm:8000/v1"}`, want: gateway.Deployment{Provider: "hosted_vllm", UpstreamModel: "qwen", APIBase: "http://vllm:8000/v1"}},
-		{name: "hosted_vllm without api_base", params: `{model: hosted_vllm/qwen}`, wantErr: `provider "hosted_vllm" needs litellm_params.api_base`},
-		{name: "openai_compatible without api_base", params: `{model: openai_compatible/x}`, wantErr: `provider "openai_compatible" needs`},
+		{name: "hosted_vllm without api_base", params: `{model: hosted_vllm/qwen}`, wantUnserved: `provider "hosted_vllm" needs litellm_params.api_base`},
+		{name: "openai_compatible without api_base", params: `{model: openai_compatible/x}`, wantUnserved: `provider "openai_compatible" needs`},
 		{name: "custom_openai", params: `{model: custom_openai/x, api_base: "https://llm.corp/v1"}`, want: gateway.Deployment{Provider: "custom_openai", UpstreamModel: "x", APIBase: "https://llm.corp/v1"}},
 		{name: "litellm_proxy", params: `{model: litellm_proxy/x, api_base: "https://proxy.corp"}`, want: gateway.Deployment{Provider: "litellm_proxy", UpstreamModel: "x", APIBase: "https://proxy.corp"}},
 		{name: "azure default version", params: `{model: azure/my-gpt4o, api_base: "https://res.openai.azure.com/", api_key: "k"}`, want: gateway.Deployment{Provider: "azure", UpstreamModel: "my-gpt4o", APIBase: "https://res.openai.azure.com", APIKey: "k", APIVersion: DefaultAzureAPIVersion}},
 		{name: "azure explicit version", params: `{model: azure/my-gpt4o, api_base: "https://res.openai.azure.com", api_version: "2025-01-01-preview"}`, want: gateway.Deployment{Provider: "azure", UpstreamModel: "my-gpt4o", APIBase: "https://res.openai.azure.com", APIVersion: "2025-01-01-preview"}},
-		{name: "azure without api_base", params: `{model: azure/my-gpt4o}`, wantErr: `provider "azure" needs litellm_params.api_base`},
+		{name: "azure without api_base", params: `{model: azure/my-gpt4o}`, wantUnserved: `provider "azure" needs litellm_params.api_base`},
 		{name: "mock needs nothing", params: `{model: mock/anything, mock_latency: 50ms}`, want: gateway.Deployment{Provider: "mock", UpstreamModel: "anything"}},
 		{name: "unknown prefix with api_base is OpenAI-compatible", params: `{model: Qwen/Qwen2.5-7B, api_base: "http://tgi:8080/v1"}`, want: gateway.Deployment{Provider: "openai_compatible", UpstreamModel: "Qwen/Qwen2.5-7B", APIBase: "http://tgi:8080/v1"}},
-		{name: "unknown prefix without api_base", params: `{model: bedrock/anthropic.claude-3}`, wantErr: `model_list[0] (model_name "m"): unknown provider "bedrock" in litellm_params.model "bedrock/anthropic.claude-3"; set api_base`},
-		{name: "prefixes are case-sensitive", params: `{model: OpenAI/gpt-4o}`, wantErr: `unknown provider "OpenAI"`},
-		{name: "provider without a model", params: `{model: openai/}`, wantErr: `names no model after the provider`},
+		{name: "unknown prefix without api_base", params: `{model: acme/claude-3}`, wantUnserved: `unknown provider "acme" and no api_base is set`},
+		{name: "bedrock without api_base", params: `{model: bedrock/anthropic.claude-3, aws_region_name: us-east-1}`, wantUnserved: `provider "bedrock" does not speak the OpenAI wire format and no api_base is set`},
+		{name: "vertex_ai without api_base", params: `{model: vertex_ai/gemini-pro, vertex_project: p}`, wantUnserved: `provider "vertex_ai" does not speak the OpenAI wire format`},
+		{name: "cohere without api_base", params: `{model: cohere/command-r}`, wantUnserved: `provider "cohere" does not speak`},
+		{name: "sagemaker without api_base", params: `{model: sagemaker/endpoint}`, wantUnserved: `provider "sagemaker" does not speak`},
+		{name: "huggingface with api_base is served and warned", params: `{model: huggingface/tgi, api_base: "http://tgi:8080/v1"}`, want: gateway.Deployment{Provider: "openai_compatible", UpstreamModel: "huggingface/tgi", APIBase: "http://tgi:8080/v1"}, wantWarn: `model_list[0] (model_name "m"): provider "huggingface" does not speak the OpenAI wire format; served as an OpenAI-compatible server`, warnLine: 2},
+		{name: "prefixes are case-sensitive", params: `{model: OpenAI/gpt-4o}`, wantUnserved: `unknown provider "OpenAI"`},
+		{name: "provider without a model", params: `{model: openai/}`, wantUnserved: `names no model after the provider`},
 		{name: "missing model", params: `{api_base: "http://x"}`, wantErr: "missing litellm_params.model"},
 		{name: "bad api_base", params: `{model: openai/x, api_base: "localhost:8000"}`, wantErr: "api_base: want an http or https URL", errLine: 3},
 		{name: "provider key from the environment like LiteLLM", params: `{model: groq/llama}`, env: map[string]string{"GROQ_API_KEY": "gsk-env"}, want: gateway.Deployment{Provider: "groq", UpstreamModel: "llama", APIBase: "https://api.groq.com/openai/v1", APIKey: "gsk-env"}},
@@ -185,6 +206,18 @@ model_list:
 			if err != nil {
 				t.Fatalf("parse(%s) error: %v", tc.params, err)
 			}
+			if tc.wantUnserved != "" {
+				if len(cfg.Deployments) != 0 || len(cfg.Unserved) != 1 || !strings.Contains(cfg.Unserved[0].Reason, tc.wantUnserved) {
+					t.Fatalf("parse(%s) = %d served, unserved %+v; want none served and a reason containing %q", tc.params, len(cfg.Deployments), cfg.Unserved, tc.wantUnserved)
+				}
+				if w := cfg.Warnings[0]; w.Line != 2 || !strings.Contains(w.Message, "): not served: ") || !strings.Contains(w.Message, tc.wantUnserved) {
+					t.Errorf("parse(%s) warnings = %v, want one saying not served: %s", tc.params, cfg.Warnings, tc.wantUnserved)
+				}
+				if cfg.Catalog.Resolve("m", nil, nil).Found {
+					t.Errorf("Resolve(m) found a group with only an unserved deployment")
+				}
+				return
+			}
 			d := cfg.Deployments[0]
 			got := gateway.Deployment{Provider: d.Provider, UpstreamModel: d.UpstreamModel, APIBase: d.APIBase, APIKey: d.APIKey, APIVersion: d.APIVersion}
 			if !equalDeployment(got, tc.want) {
@@ -192,7 +225,11 @@ model_list:
 			}
 			var wantWarns []wantProblem
 			if tc.wantWarn != "" {
-				wantWarns = []wantProblem{{3, tc.wantWarn}}
+				line := 3
+				if tc.warnLine != 0 {
+					line = tc.warnLine
+				}
+				wantWarns = []wantProblem{{line, tc.wantWarn}}
 			}
 			checkProblems(t, "warnings", warningsAsProblems(cfg.Warnings), wantWarns)
 		})
@@ -255,6 +292,19 @@ model_list:
 model_list:
   - model_name: a
     litellm_params: { model: mock/a }
+    model_info: { id: x }
+  - model_name: b
+    litellm_params: { model: mock/b }
+    model_info: { id: x }
+`,
+			want: []wantProblem{{5, `model_list[1]: deployment id "x" is also the id of model_list[0]`}},
+		},
+		{
+			name: "duplicate deployment id with an unserved deployment",
+			yaml: `
+model_list:
+  - model_name: a
+    litellm_params: { model: bedrock/a }
     model_info: { id: x }
   - model_name: b
     litellm_params: { model: mock/b }

@@ -71,6 +71,19 @@ var providers = map[string]provider{
 	"mock":              {},
 }
 
+// foreignProviders are LiteLLM providers that do not speak the OpenAI wire
+// format. Without an api_base their deployments load with a warning and are
+// not served (DESIGN §10.16); with one they are served as an
+// OpenAI-compatible server, with a warning, like any unknown prefix.
+var foreignProviders = map[string]bool{
+	"bedrock": true, "bedrock_converse": true, "sagemaker": true, "sagemaker_chat": true,
+	"vertex_ai": true, "vertex_ai_beta": true, "palm": true, "cohere": true, "cohere_chat": true,
+	"huggingface": true, "replicate": true, "ai21": true, "aleph_alpha": true, "nlp_cloud": true,
+	"petals": true, "baseten": true, "predibase": true, "watsonx": true, "watsonx_text": true,
+	"cloudflare": true, "clarifai": true, "triton": true, "voyage": true, "databricks": true,
+	"oobabooga": true, "maritalk": true, "vllm": true,
+}
+
 // lineIndex remembers where things were defined, for problems found after
 // parsing.
 type lineIndex struct {
@@ -102,6 +115,8 @@ func (p *parser) run(data []byte) {
 			p.modelList(f.value, idx)
 		case "router_settings":
 			p.routerSettings(f.value, idx)
+		case "litellm_settings":
+			p.litellmSettings(f)
 		case "general_settings":
 			p.generalSettings(f.value)
 		case "gateway_settings":
@@ -128,38 +143,85 @@ func (p *parser) modelList(n *yaml.Node, idx *lineIndex) {
 	if !ok {
 		return
 	}
-	ids := make(map[string]int)
+	type entry struct {
+		d        gateway.Deployment
+		i, line  int
+		unserved string
+	}
+	var entries []entry
+	explicit := make(map[string]int)
 	for i, item := range items {
-		d, ok := p.deployment(i, item)
+		d, unserved, ok := p.deployment(i, item)
 		if !ok {
 			continue
 		}
-		if first, dup := ids[d.ID]; dup {
-			p.errorf(item.Line, "model_list[%d]: deployment id %q is also the id of model_list[%d]", i, d.ID, first)
+		if d.ID != "" {
+			if first, dup := explicit[d.ID]; dup {
+				p.errorf(item.Line, "model_list[%d]: deployment id %q is also the id of model_list[%d]", i, d.ID, first)
+				continue
+			}
+			explicit[d.ID] = i
+		}
+		entries = append(entries, entry{d, i, item.Line, unserved})
+	}
+	// Generated ids come after every explicit one is known, so that they
+	// never take an id some deployment sets (unserved ones included).
+	taken := make(map[string]bool, len(entries))
+	for id := range explicit {
+		taken[id] = true
+	}
+	var unserved []gateway.Deployment
+	for _, e := range entries {
+		if e.d.ID == "" {
+			e.d.ID = GeneratedID(e.i, taken)
+			taken[e.d.ID] = true
+		}
+		if e.unserved != "" {
+			p.warnf(e.line, "model_list[%d] (model_name %q, model %q): not served: %s", e.i, e.d.ModelName, e.d.ProviderModel, e.unserved)
+			p.cfg.Unserved = append(p.cfg.Unserved, UnservedDeployment{
+				Line: e.line, Index: e.i, ID: e.d.ID, ModelName: e.d.ModelName, Model: e.d.ProviderModel, Reason: e.unserved,
+			})
+			unserved = append(unserved, e.d)
 			continue
 		}
-		ids[d.ID] = i
-		p.cfg.Deployments = append(p.cfg.Deployments, d)
-		idx.deployments = append(idx.deployments, item.Line)
-		idx.deployIndex = append(idx.deployIndex, i)
+		p.cfg.Deployments = append(p.cfg.Deployments, e.d)
+		idx.deployments = append(idx.deployments, e.line)
+		idx.deployIndex = append(idx.deployIndex, e.i)
 	}
+	p.shadowCatalog(unserved)
 }
 
-// deployment parses one model_list entry.
-func (p *parser) deployment(i int, n *yaml.Node) (gateway.Deployment, bool) {
+// GeneratedID is the id of the deployment at model_list[index] when it sets
+// no model_info.id: the index ("0", "1", ...), or, when that is taken,
+// "<index>-1", "<index>-2", ... the first that is not. taken holds every
+// explicit id of the file and the ids generated so far, so a generated id
+// never equals an explicit one, and two generated ids never meet: the text
+// before the first "-" is the index.
+func GeneratedID(index int, taken map[string]bool) string {
+	id := strconv.Itoa(index)
+	for n := 1; taken[id]; n++ {
+		id = strconv.Itoa(index) + "-" + strconv.Itoa(n)
+	}
+	return id
+}
+
+// deployment parses one model_list entry. ID is model_info.id, or empty
+// when the entry sets none. unserved, when not empty, says why the gateway
+// cannot serve the deployment (DESIGN §10.16): it loads, with a warning, and
+// serves nothing.
+func (p *parser) deployment(i int, n *yaml.Node) (d gateway.Deployment, unserved string, ok bool) {
 	path := fmt.Sprintf("model_list[%d]", i)
 	fields, ok := p.mapping(n, path)
 	if !ok {
-		return gateway.Deployment{}, false
+		return d, "", false
 	}
-	d := gateway.Deployment{ID: strconv.Itoa(i)}
 	var params, info *yaml.Node
 	for _, f := range fields {
 		switch f.key {
 		case "model_name":
 			d.ModelName, ok = p.str(f.value, path+".model_name")
 			if !ok {
-				return d, false
+				return d, "", false
 			}
 		case "litellm_params":
 			params = f.value
@@ -171,17 +233,18 @@ func (p *parser) deployment(i int, n *yaml.Node) (gateway.Deployment, bool) {
 	}
 	if d.ModelName == "" {
 		p.errorf(n.Line, "%s: missing model_name", path)
-		return d, false
+		return d, "", false
 	}
 	label := fmt.Sprintf("%s (model_name %q)", path, d.ModelName)
 	if info != nil && !p.modelInfo(info, path+".model_info", &d) {
-		return d, false
+		return d, "", false
 	}
 	if params == nil {
 		p.errorf(n.Line, "%s: missing litellm_params", label)
-		return d, false
+		return d, "", false
 	}
-	return d, p.litellmParams(params, path+".litellm_params", label, n.Line, &d)
+	unserved, ok = p.litellmParams(params, path+".litellm_params", label, n.Line, &d)
+	return d, unserved, ok
 }
 
 // modelInfo reads model_info: access_groups, id, the limits and prices the
@@ -309,33 +372,41 @@ func describeValue(n *yaml.Node) string {
 	return describe(n)
 }
 
-func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *gateway.Deployment) bool {
+func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *gateway.Deployment) (unserved string, ok bool) {
 	fields, ok := p.mapping(n, path)
 	if !ok {
-		return false
+		return "", false
 	}
 	var model, apiBase, apiKey envRef
 	hasBase, hasKey := false, false
+	// failing are the "will fail upstream" warnings, given only for a
+	// deployment that is served: an unserved one has its own warning.
+	var failing []Warning
+	defer func() {
+		if unserved == "" {
+			p.cfg.Warnings = append(p.cfg.Warnings, failing...)
+		}
+	}()
 	for _, f := range fields {
 		fpath := path + "." + f.key
 		switch f.key {
 		case "model":
 			var mok bool
 			if model, mok = p.envStr(f.value, fpath); !mok {
-				return false
+				return "", false
 			}
 			if model.unset {
 				p.errorf(f.line, "%s: environment variable %s is not set", fpath, model.name)
-				return false
+				return "", false
 			}
 		case "api_base":
 			var bok bool
 			if apiBase, bok = p.envStr(f.value, fpath); !bok {
-				return false
+				return "", false
 			}
 			hasBase = apiBase.value != "" || apiBase.unset
 			if apiBase.unset {
-				p.warnf(f.line, "%s: environment variable %s is not set; %s will fail upstream", fpath, apiBase.name, label)
+				failing = append(failing, Warning{f.line, fmt.Sprintf("%s: environment variable %s is not set; %s will fail upstream", fpath, apiBase.name, label)})
 			} else if apiBase.value != "" && !validBase(apiBase.value) {
 				p.errorf(f.line, "%s: want an http or https URL with a host", fpath)
 				ok = false
@@ -343,16 +414,16 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 		case "api_key":
 			var kok bool
 			if apiKey, kok = p.envStr(f.value, fpath); !kok {
-				return false
+				return "", false
 			}
 			hasKey = true
 			if apiKey.unset {
-				p.warnf(f.line, "%s: environment variable %s is not set; %s will fail upstream", fpath, apiKey.name, label)
+				failing = append(failing, Warning{f.line, fmt.Sprintf("%s: environment variable %s is not set; %s will fail upstream", fpath, apiKey.name, label)})
 			}
 		case "api_version":
 			v, vok := p.envStr(f.value, fpath)
 			if !vok {
-				return false
+				return "", false
 			}
 			if v.unset {
 				p.warnf(f.line, "%s: environment variable %s is not set", fpath, v.name)
@@ -382,7 +453,7 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 	}
 	if model.value == "" {
 		p.errorf(line, "%s: missing litellm_params.model", label)
-		return false
+		return "", false
 	}
 	d.ProviderModel = model.value
 	prefix, rest, hasPrefix := strings.Cut(model.value, "/")
@@ -392,23 +463,25 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 		d.Provider, spec = ProviderOpenAI, providers[ProviderOpenAI]
 	case known:
 		if rest == "" {
-			p.errorf(line, "%s: litellm_params.model %q names no model after the provider", label, model.value)
-			return false
+			return fmt.Sprintf("litellm_params.model %q names no model after the provider", model.value), ok
 		}
 		d.Provider = prefix
 	case hasBase:
 		d.Provider, spec = ProviderOpenAICompatible, providers[ProviderOpenAICompatible]
+		if foreignProviders[prefix] {
+			p.warnf(line, "%s: provider %q does not speak the OpenAI wire format; served as an OpenAI-compatible server at its api_base, upstream model %q", label, prefix, model.value)
+		}
+	case foreignProviders[prefix]:
+		return fmt.Sprintf("provider %q does not speak the OpenAI wire format and no api_base is set", prefix), ok
 	default:
-		p.errorf(line, "%s: unknown provider %q in litellm_params.model %q; set api_base to use an OpenAI-compatible server", label, prefix, model.value)
-		return false
+		return fmt.Sprintf("unknown provider %q and no api_base is set (an api_base makes it an OpenAI-compatible server)", prefix), ok
 	}
 	d.UpstreamModel = catalog.UpstreamModel(d.Provider, d.ProviderModel)
 	switch {
 	case hasBase:
 		d.APIBase = normalizeBase(d.Provider, apiBase.value)
 	case spec.needsBase:
-		p.errorf(line, "%s: provider %q needs litellm_params.api_base", label, d.Provider)
-		return false
+		return fmt.Sprintf("provider %q needs litellm_params.api_base", d.Provider), ok
 	default:
 		d.APIBase = spec.base
 	}
@@ -423,7 +496,7 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			d.APIKey = gateway.Secret(v)
 		}
 	}
-	return ok
+	return "", ok
 }
 
 func validBase(s string) bool {
@@ -469,8 +542,8 @@ func (p *parser) routerSettings(n *yaml.Node, idx *lineIndex) {
 		return
 	}
 	for _, f := range fields {
+		p.setting("router_settings", f)
 		if f.key != "model_group_alias" {
-			p.warnf(f.line, "router_settings.%s: ignored (not used by the gateway)", f.key)
 			continue
 		}
 		idx.aliasesLine = f.line
@@ -509,6 +582,76 @@ func (p *parser) routerSettings(n *yaml.Node, idx *lineIndex) {
 	}
 }
 
+// settingNotes says, for the router_settings and litellm_settings keys
+// LiteLLM users set most, what the gateway does instead. Only
+// model_group_alias is applied today (DESIGN §12 describes the rest; keep
+// this table in step with the proxy, and claim nothing it does not do).
+var settingNotes = map[string]string{
+	"routing_strategy":         "the gateway tries a group's deployments in config order, starting one further on each call",
+	"routing_strategy_args":    "the gateway tries a group's deployments in config order, starting one further on each call",
+	"num_retries":              "a failed attempt moves on to the group's next deployment; each deployment is tried at most once",
+	"max_retries":              "a failed attempt moves on to the group's next deployment; each deployment is tried at most once",
+	"retry_policy":             "a failed attempt moves on to the group's next deployment; each deployment is tried at most once",
+	"retry_after":              "a failed attempt moves on to the group's next deployment at once",
+	"timeout":                  "only each deployment's litellm_params.timeout bounds an attempt",
+	"request_timeout":          "only each deployment's litellm_params.timeout bounds an attempt",
+	"stream_timeout":           "only each deployment's litellm_params.timeout bounds an attempt",
+	"fallbacks":                "no fallback to other model groups: a call fails once its group's deployments are exhausted",
+	"context_window_fallbacks": "no fallback to other model groups: a call fails once its group's deployments are exhausted",
+	"content_policy_fallbacks": "no fallback to other model groups: a call fails once its group's deployments are exhausted",
+	"default_fallbacks":        "no fallback to other model groups: a call fails once its group's deployments are exhausted",
+	"allowed_fails":            "deployments are never cooled down",
+	"allowed_fails_policy":     "deployments are never cooled down",
+	"cooldown_time":            "deployments are never cooled down",
+	"disable_cooldowns":        "deployments are never cooled down",
+	"enable_pre_call_checks":   "no context-window or rate-limit check picks the deployment",
+	"cache":                    "the gateway caches no responses",
+	"cache_params":             "the gateway caches no responses",
+	"cache_responses":          "the gateway caches no responses",
+	"redis_host":               "the gateway shares no router state or cache through Redis",
+	"redis_port":               "the gateway shares no router state or cache through Redis",
+	"redis_password":           "the gateway shares no router state or cache through Redis",
+	"redis_url":                "the gateway shares no router state or cache through Redis",
+	"guardrails":               "the gateway runs no guardrails; a custom Rego policy can refuse calls",
+	"drop_params":              "the gateway drops no request parameters",
+	"success_callback":         "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
+	"failure_callback":         "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
+	"callbacks":                "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
+}
+
+// setting records one router_settings or litellm_settings key in
+// Config.Settings. router_settings.model_group_alias is the one applied.
+func (p *parser) setting(section string, f field) {
+	s := Setting{Line: f.line, Name: section + "." + f.key}
+	switch {
+	case section == "router_settings" && f.key == "model_group_alias":
+		s.Applied, s.Note = true, "global aliases"
+	case settingNotes[f.key] != "":
+		s.Note = settingNotes[f.key]
+	default:
+		s.Note = "not used by the gateway"
+	}
+	p.cfg.Settings = append(p.cfg.Settings, s)
+}
+
+// litellmSettings records the keys of litellm_settings, none of which the
+// gateway applies. A section that is not a mapping is ignored with a
+// warning, as LiteLLM fields are never errors.
+func (p *parser) litellmSettings(f field) {
+	n := deref(f.value)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.warnf(f.line, "litellm_settings: ignored (want a mapping, got %s)", describe(n))
+		return
+	}
+	fields, _ := p.mapping(n, "litellm_settings")
+	for _, sf := range fields {
+		p.setting("litellm_settings", sf)
+	}
+}
+
 func (p *parser) generalSettings(n *yaml.Node) {
 	fields, ok := p.mapping(n, "general_settings")
 	if !ok {
@@ -538,37 +681,104 @@ func (p *parser) generalSettings(n *yaml.Node) {
 }
 
 // buildCatalog builds the catalog and reports its problems at their lines.
+// A global alias whose target only unserved deployments would serve (or
+// only aliases dropped so) is dropped with a warning rather than refused:
+// the config must load (DESIGN §10.16).
 func (p *parser) buildCatalog(idx *lineIndex) {
+	// The closure holds what it reads, not the parser (and through it the
+	// whole parsed file) for as long as the catalog lives.
 	builtin, now := modelinfo.Builtin(), p.now
-	c, err := catalog.NewWithInfo(p.cfg.Deployments, p.cfg.Aliases, func(provider, model string) (gateway.ModelInfo, bool) {
-		return builtin.Info(provider, model, now)
-	})
-	if err != nil {
-		for _, e := range asList(err) {
-			switch e := e.(type) {
-			case *catalog.DeploymentError:
-				line, i := 0, e.Index
-				if i < len(idx.deployments) {
-					line, i = idx.deployments[i], idx.deployIndex[i]
-				}
-				p.errorf(line, "model_list[%d] (model_name %q): %s", i, e.ModelName, e.Reason)
-			case *catalog.AliasError:
-				p.errorf(p.aliasLine(idx, e), "router_settings.model_group_alias: %s", e.Error())
-			default:
-				p.errorf(0, "%s", e.Error())
-			}
+	for {
+		c, err := catalog.NewWithInfo(p.cfg.Deployments, p.cfg.Aliases, func(provider, model string) (gateway.ModelInfo, bool) {
+			return builtin.Info(provider, model, now)
+		})
+		if err != nil {
+			p.catalogProblems(idx, err)
+			return
 		}
-		return
+		drop := p.unservedAliases(c.CheckAliases(nil, nil), gateway.SourceGlobal, p.droppedGlobal)
+		if len(drop) == 0 {
+			p.cfg.Catalog = c
+			break
+		}
+		kept := p.cfg.Aliases[:0]
+		for _, a := range p.cfg.Aliases {
+			if e, ok := drop[a.Name]; ok {
+				p.warnf(p.aliasLine(idx, e), "router_settings.model_group_alias.%s: dropped: its target %q names only deployments that are not served", a.Name, e.Chain[1])
+				continue
+			}
+			kept = append(kept, a)
+		}
+		p.cfg.Aliases = kept
 	}
-	p.cfg.Catalog = c
 	p.warnUnpriced(idx, builtin)
-	for _, e := range asList(c.CheckAliases(nil, nil)) {
+	for _, e := range asList(p.cfg.Catalog.CheckAliases(nil, nil)) {
 		line := idx.aliasesLine
 		if ae, ok := e.(*catalog.AliasError); ok {
 			line = p.aliasLine(idx, ae)
 		}
 		p.errorf(line, "router_settings.model_group_alias: %s", e.Error())
 	}
+}
+
+func (p *parser) catalogProblems(idx *lineIndex, err error) {
+	for _, e := range asList(err) {
+		switch e := e.(type) {
+		case *catalog.DeploymentError:
+			line, i := 0, e.Index
+			if i < len(idx.deployments) {
+				line, i = idx.deployments[i], idx.deployIndex[i]
+			}
+			p.errorf(line, "model_list[%d] (model_name %q): %s", i, e.ModelName, e.Reason)
+		case *catalog.AliasError:
+			p.errorf(p.aliasLine(idx, e), "router_settings.model_group_alias: %s", e.Error())
+		default:
+			p.errorf(0, "%s", e.Error())
+		}
+	}
+}
+
+// shadowCatalog keeps a catalog of the unserved deployments, used only to
+// tell whether a name an alias or allow-list entry refers to is one they
+// would serve. Deployments it refuses (malformed ones) are left out: they
+// serve nothing in any case.
+func (p *parser) shadowCatalog(unserved []gateway.Deployment) {
+	var ok []gateway.Deployment
+	for _, d := range unserved {
+		d.ID = ""
+		if strings.Count(d.ProviderModel, "*") <= strings.Count(d.ModelName, "*") {
+			ok = append(ok, d)
+		}
+	}
+	if len(ok) == 0 {
+		return
+	}
+	if c, err := catalog.New(ok, nil); err == nil {
+		p.cfg.unserved = c
+	}
+}
+
+// unservedAliases returns, by alias name, the aliases of source whose
+// target resolves to nothing served but to an unserved deployment or an
+// alias already dropped (in dropped, which it extends).
+func (p *parser) unservedAliases(err error, source string, dropped map[string]bool) map[string]*catalog.AliasError {
+	var out map[string]*catalog.AliasError
+	for _, e := range asList(err) {
+		ae, ok := e.(*catalog.AliasError)
+		if !ok || ae.Kind != catalog.AliasDangling || ae.Source != source || len(ae.Chain) != 2 {
+			continue
+		}
+		if !p.cfg.servesNothingServed(ae.Chain[1]) && !dropped[ae.Chain[1]] {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]*catalog.AliasError)
+		}
+		out[ae.Name] = ae
+		dropped[ae.Name] = true
+		p.cfg.droppedAliases[ae.Name] = true
+	}
+	return out
 }
 
 // warnUnpriced lists in Config.Unpriced each deployment whose calls have no

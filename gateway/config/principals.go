@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -470,20 +471,30 @@ func (p *parser) warnSpecials(l allowList, special, why string) {
 }
 
 // validatePrincipals checks alias tables and allow-lists against the catalog.
+// What names only unserved deployments (DESIGN §10.16) warns instead: such
+// an alias is dropped from its table, such an allow-list entry is kept and
+// permits nothing (dropping it could leave an empty list, which does not
+// restrict).
 func (p *parser) validatePrincipals(pr *principals) {
 	c := p.cfg.Catalog
 	global := messages(c.CheckAliases(nil, nil))
 	teamAliases := make(map[string]map[string]string)
 	teamProblems := make(map[string]map[string]bool)
+	teamDropped := make(map[string]map[string]bool)
 	for _, t := range pr.teams {
+		dropped := maps.Clone(p.droppedGlobal)
+		p.dropAliases(t.team.ModelAliases, t.aliases, gateway.SourceTeam, dropped, func() error {
+			return c.CheckAliases(nil, t.team.ModelAliases)
+		})
+		teamDropped[t.team.ID] = dropped
 		teamAliases[t.team.ID] = t.team.ModelAliases
 		err := c.CheckAliases(nil, t.team.ModelAliases)
 		teamProblems[t.team.ID] = messages(err)
 		p.aliasProblems(err, t.aliases, gateway.SourceTeam, global)
-		p.allowListProblems(c.CheckAllowList(t.models.entries, nil, t.team.ModelAliases), t.models)
+		p.allowListProblems(c.CheckAllowList(t.models.entries, nil, t.team.ModelAliases), t.models, p.unservedIn(dropped))
 	}
 	for _, u := range pr.users {
-		p.allowListProblems(c.CheckAllowList(u.models.entries, nil, nil), u.models)
+		p.allowListProblems(c.CheckAllowList(u.models.entries, nil, nil), u.models, p.unservedIn(p.droppedGlobal))
 	}
 	for _, k := range pr.keys {
 		ta := teamAliases[k.key.TeamID]
@@ -491,9 +502,41 @@ func (p *parser) validatePrincipals(pr *principals) {
 		if tp := teamProblems[k.key.TeamID]; tp != nil {
 			known = tp
 		}
+		dropped := teamDropped[k.key.TeamID]
+		if dropped == nil {
+			dropped = p.droppedGlobal
+		}
+		dropped = maps.Clone(dropped)
+		p.dropAliases(k.key.Aliases, k.aliases, gateway.SourceKey, dropped, func() error {
+			return c.CheckAliases(k.key.Aliases, ta)
+		})
+		unserved := p.unservedIn(dropped)
 		p.aliasProblems(c.CheckAliases(k.key.Aliases, ta), k.aliases, gateway.SourceKey, known)
-		p.allowListProblems(c.CheckAllowList(k.models.entries, k.key.Aliases, ta), k.models)
-		p.modelLimitProblems(k.limitModels, k.key.Aliases, ta)
+		p.allowListProblems(c.CheckAllowList(k.models.entries, k.key.Aliases, ta), k.models, unserved)
+		p.modelLimitProblems(k.limitModels, k.key.Aliases, ta, unserved)
+	}
+}
+
+// unservedIn returns whether a name refers only to unserved deployments, or
+// to an alias in dropped.
+func (p *parser) unservedIn(dropped map[string]bool) func(string) bool {
+	return func(name string) bool { return dropped[name] || p.cfg.unservedOnly(name) }
+}
+
+// dropAliases deletes from table, with a warning each, the aliases of
+// source whose target names only unserved deployments or aliases dropped
+// so, until none is left; check reports the table's alias problems.
+func (p *parser) dropAliases(table map[string]string, lines aliasTable, source string, dropped map[string]bool, check func() error) {
+	for len(table) > 0 {
+		drop := p.unservedAliases(check(), source, dropped)
+		if len(drop) == 0 {
+			return
+		}
+		for _, name := range slices.Sorted(maps.Keys(drop)) {
+			e := drop[name]
+			delete(table, name)
+			p.warnf(aliasErrorLine(e, lines, source), "%s.%s: dropped: its target %q names only deployments that are not served", lines.path, name, e.Chain[1])
+		}
 	}
 }
 
@@ -529,11 +572,16 @@ func aliasErrorLine(e *catalog.AliasError, table aliasTable, source string) int 
 	return table.line
 }
 
-func (p *parser) allowListProblems(err error, l allowList) {
+func (p *parser) allowListProblems(err error, l allowList, unserved func(string) bool) {
 	for _, e := range asList(err) {
 		line := l.line
-		if ee, ok := e.(*catalog.EntryError); ok && ee.Index < len(l.lines) {
+		ee, isEntry := e.(*catalog.EntryError)
+		if isEntry && ee.Index < len(l.lines) {
 			line = l.lines[ee.Index]
+		}
+		if isEntry && unserved(ee.Entry) {
+			p.warnf(line, "%s: allow-list entry %q names only deployments that are not served; kept, it permits nothing", l.path, ee.Entry)
+			continue
 		}
 		p.errorf(line, "%s: %s", l.path, e.Error())
 	}

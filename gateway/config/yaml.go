@@ -17,6 +17,9 @@ type parser struct {
 	now      time.Time
 	cfg      *Config
 	problems []Problem
+	// droppedGlobal are the global aliases dropped because their target
+	// names only unserved deployments.
+	droppedGlobal map[string]bool
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {

@@ -142,6 +142,7 @@ func check(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 	}
 	printWarnings(stdout, name, cfg.Warnings)
 	printWarnings(stdout, name, cfg.Unpriced)
+	notApplied := printSettings(stdout, name, cfg.Settings)
 	eng, err := NewEngine(cfg, opts, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -151,9 +152,24 @@ func check(ctx context.Context, opts Options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d deployments, %d aliases, %d teams, %d users, %d keys; policy %s; %d warnings)\n",
-		name, len(cfg.Deployments), len(cfg.Aliases), len(cfg.Teams), len(cfg.Users), len(cfg.Keys), eng.Revision(), len(cfg.Warnings)+len(cfg.Unpriced))
+	fmt.Fprintf(stdout, "%s: ok (%d deployments, %d not served, %d aliases, %d teams, %d users, %d keys; policy %s; %d settings not applied; %d warnings)\n",
+		name, len(cfg.Deployments), len(cfg.Unserved), len(cfg.Aliases), len(cfg.Teams), len(cfg.Users), len(cfg.Keys), eng.Revision(),
+		notApplied, len(cfg.Warnings)+len(cfg.Unpriced))
 	return 0
+}
+
+// printSettings lists the router_settings and litellm_settings keys, each
+// applied or not with what the gateway does instead, and returns how many
+// are not applied.
+func printSettings(w io.Writer, name string, settings []config.Setting) int {
+	n := 0
+	for _, s := range settings {
+		if !s.Applied {
+			n++
+		}
+		fmt.Fprintf(w, "%s:%d: setting: %s\n", name, s.Line, s)
+	}
+	return n
 }
 
 func printWarnings(w io.Writer, name string, ws []config.Warning) {
@@ -196,6 +212,11 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 	}
 	for _, w := range g.Config.Unpriced {
 		log.Warn("config", "line", w.Line, "warning", w.Message)
+	}
+	for _, s := range g.Config.Settings {
+		if !s.Applied {
+			log.Warn("config setting not applied", "line", s.Line, "setting", s.Name, "note", s.Note)
+		}
 	}
 	// Catch SIGHUP before the listener opens: its default action would end
 	// the process, so one sent as soon as the gateway answers must reload.

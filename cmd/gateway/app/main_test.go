@@ -48,7 +48,8 @@ func TestMainCheck(t *testing.T) {
 	}{
 		{
 			name: "valid with warnings", config: goodConfig, wantCode: 0,
-			wantOut: []string{"ok (1 deployments", ":3: warning:", "temperature", ":5: warning:", "litellm_settings"},
+			wantOut: []string{"ok (1 deployments, 0 not served", ":3: warning:", "temperature",
+				":6: setting: litellm_settings.drop_params: not applied (the gateway drops no request parameters)", "; 1 settings not applied; 1 warnings)"},
 		},
 		{
 			name: "deployments without a price",
@@ -57,7 +58,7 @@ func TestMainCheck(t *testing.T) {
 				"  - model_name: local\n    litellm_params: {model: hosted_vllm/llama, api_base: \"http://vllm:8000/v1\"}\n"+
 				"  - model_name: local-priced\n    litellm_params: {model: hosted_vllm/llama, api_base: \"http://vllm:8000/v1\"}\n    model_info: {input_cost_per_token: 0}\n", 1),
 			wantCode:   0,
-			wantOut:    []string{`:4: warning: model_list[1] (model_name "local"): no price for hosted_vllm/llama`, "; 3 warnings)"},
+			wantOut:    []string{`:4: warning: model_list[1] (model_name "local"): no price for hosted_vllm/llama`, "; 2 warnings)"},
 			wantNoText: `"mini"): no price`,
 		},
 		{
@@ -84,6 +85,24 @@ func TestMainCheck(t *testing.T) {
 			).Replace(goodConfig),
 			wantCode: 1, wantErr: []string{"gpt-4o-mini", "not permitted by team \"t1\""},
 			wantNoText: "sk-check-key-1",
+		},
+		{
+			name: "bedrock beside openai, alias and allow-list naming the bedrock group",
+			config: strings.NewReplacer(
+				"model_list:\n", "model_list:\n  - model_name: claude\n    litellm_params: {model: bedrock/anthropic.claude-3, aws_region_name: us-east-1}\n",
+				"keys: [{key: sk-check-key-1, team_id: t1}]", "keys: [{key: sk-check-key-1, team_id: t1, models: [claude, gpt-4o]}]",
+				"teams: [{team_id: t1, models: [gpt-4o]}]", "teams: [{team_id: t1, models: [default-models, claude]}]",
+			).Replace(goodConfig) + "router_settings:\n  routing_strategy: least-busy\n  model_group_alias: {sonnet: claude}\n",
+			wantCode: 0,
+			wantOut: []string{
+				`:2: warning: model_list[0] (model_name "claude", model "bedrock/anthropic.claude-3"): not served: provider "bedrock" does not speak the OpenAI wire format and no api_base is set`,
+				`warning: router_settings.model_group_alias.sonnet: dropped`,
+				`warning: gateway_settings.teams[0].models: allow-list entry "claude" names only deployments that are not served`,
+				`warning: gateway_settings.keys[0].models: allow-list entry "claude" names only deployments that are not served`,
+				"setting: router_settings.routing_strategy: not applied (the gateway tries a group's deployments in config order",
+				"setting: router_settings.model_group_alias: applied",
+				"ok (1 deployments, 1 not served, 0 aliases",
+			},
 		},
 		{
 			name:     "no master key",
@@ -167,5 +186,64 @@ func TestMainVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := Main(t.Context(), []string{"version"}, &stdout, &stderr, env(nil)); code != 0 || !strings.HasPrefix(stdout.String(), "gateway ") {
 		t.Errorf("gateway version = %d %q", code, stdout.String())
+	}
+}
+
+// TestMainCheckLiteLLMConfigs: configs in the shapes of LiteLLM's own
+// example and test proxy configs pass check with warnings only, and check
+// says which router and LiteLLM settings it applies (DESIGN §10.16, §12).
+func TestMainCheckLiteLLMConfigs(t *testing.T) {
+	litellmEnv := map[string]string{
+		"OPENAI_API_KEY": "sk-openai", "AZURE_API_KEY": "az-key", "GROQ_API_KEY": "gsk",
+		"COHERE_API_KEY": "co-key", "REDIS_HOST": "localhost", "REDIS_PORT": "6379",
+		"GATEWAY_MASTER_KEY": "sk-master-check", // load_balancer.yaml sets none
+	}
+	tests := []struct {
+		file    string
+		wantOut []string
+	}{
+		{"proxy_server.yaml", []string{
+			`:25: warning: model_list[3] (model_name "llama-sagemaker", model "sagemaker/llama-endpoint-1"): not served: provider "sagemaker"`,
+			`warning: model_list[6] (model_name "instruct", model "text-completion-openai/gpt-3.5-turbo-instruct"): not served: unknown provider`,
+			"setting: litellm_settings.num_retries: not applied (a failed attempt moves on to the group's next deployment; each deployment is tried at most once)",
+			"setting: litellm_settings.context_window_fallbacks: not applied (no fallback to other model groups",
+			"setting: router_settings.routing_strategy: not applied",
+			"setting: router_settings.redis_host: not applied",
+			"setting: router_settings.model_group_alias: applied (global aliases)",
+			"ok (7 deployments, 3 not served, 1 aliases",
+		}},
+		{"load_balancer.yaml", []string{
+			`warning: model_list[3] (model_name "mistral-7b", model "mistralai/mistral-7b-instruct"): not served: unknown provider "mistralai"`,
+			"ok (3 deployments, 1 not served",
+		}},
+		{"multi_provider.yaml", []string{
+			`not served: provider "bedrock" does not speak the OpenAI wire format`,
+			`not served: provider "vertex_ai"`,
+			`not served: provider "cohere"`,
+			"setting: router_settings.fallbacks: not applied",
+			"setting: router_settings.allowed_fails: not applied (deployments are never cooled down)",
+			"setting: router_settings.cooldown_time: not applied",
+			"setting: router_settings.timeout: not applied",
+			"setting: litellm_settings.cache: not applied (the gateway caches no responses)",
+			"setting: litellm_settings.guardrails: not applied",
+			"warning: guardrails: ignored",
+			"warning: environment_variables: ignored",
+			"ok (2 deployments, 5 not served, 1 aliases, 1 teams, 0 users, 2 keys",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("..", "..", "..", "gateway", "config", "testdata", "litellm", tc.file)
+			var stdout, stderr bytes.Buffer
+			code := Main(t.Context(), []string{"check", "--config", path}, &stdout, &stderr, env(litellmEnv))
+			if code != 0 || stderr.Len() != 0 {
+				t.Fatalf("gateway check %s = %d, want 0 and no errors\nstdout:\n%s\nstderr:\n%s", tc.file, code, stdout.String(), stderr.String())
+			}
+			for _, s := range tc.wantOut {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout.String())
+				}
+			}
+		})
 	}
 }
