@@ -36,6 +36,14 @@ type UsageCounts struct {
 	USD                                      float64
 }
 
+// Add adds n to c.
+func (c *UsageCounts) Add(n UsageCounts) {
+	c.Requests += n.Requests
+	c.PromptTokens += n.PromptTokens
+	c.CompletionTokens += n.CompletionTokens
+	c.USD += n.USD
+}
+
 // DailyUsage is one day's usage of a key, team, user and model group.
 type DailyUsage struct {
 	Day                          time.Time // midnight UTC

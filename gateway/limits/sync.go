@@ -29,10 +29,7 @@ func (e *entity) add(k dailyKey, n gateway.UsageCounts) {
 		c = &gateway.UsageCounts{}
 		e.daily[k] = c
 	}
-	c.Requests += n.Requests
-	c.PromptTokens += n.PromptTokens
-	c.CompletionTokens += n.CompletionTokens
-	c.USD += n.USD
+	c.Add(n)
 }
 
 // Sync hands this replica's usage over to the shared store and takes the

@@ -64,10 +64,7 @@ func (u *Usage) Sync(_ context.Context, _ string, d gateway.UsageDelta, since ti
 			c = &gateway.UsageCounts{}
 			u.daily[k] = c
 		}
-		c.Requests += r.Requests
-		c.PromptTokens += r.PromptTokens
-		c.CompletionTokens += r.CompletionTokens
-		c.USD += r.USD
+		c.Add(r.UsageCounts)
 	}
 	v := gateway.UsageView{Replicas: 1, Watermark: time.Unix(0, u.version)}
 	after := since.UnixNano()
@@ -103,7 +100,7 @@ func (u *Usage) Report(_ context.Context, start, end time.Time, groupBy string) 
 		r.Requests += c.Requests
 		r.PromptTokens += c.PromptTokens
 		r.CompletionTokens += c.CompletionTokens
-		r.Spend += c.USD
+		r.Spend += c.USD // a report row names the spend "spend"
 	}
 	u.mu.Unlock()
 	out := make([]gateway.SpendReportRow, 0, len(sums))
