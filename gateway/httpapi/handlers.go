@@ -193,13 +193,27 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 		return fmt.Errorf("%w: %w", errPolicy, err)
 	}
 	s.peekRate(w, p)
-	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(visible))}
-	for _, c := range cands.Items {
-		if _, ok := visible[c.ID]; ok {
-			list.Data = append(list.Data, s.modelObject(c.ID, c.OwnedBy, c.MaxInputTokens, c.MaxOutputTokens))
+	body, seen := s.lists.get(visible, cands)
+	if body == nil {
+		list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(visible))}
+		for _, c := range cands.Items {
+			if _, ok := visible[c.ID]; ok {
+				list.Data = append(list.Data, s.modelObject(c.ID, c.OwnedBy, c.MaxInputTokens, c.MaxOutputTokens))
+			}
+		}
+		b, err := json.Marshal(list)
+		if err != nil {
+			return fmt.Errorf("encode response: %w", err)
+		}
+		body = append(b, '\n')
+		if seen {
+			s.lists.put(visible, cands, body)
 		}
 	}
-	return writeJSON(w, http.StatusOK, list)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(body)
+	return err
 }
 
 // pathModel returns the {model} path variable, percent-decoded once, so

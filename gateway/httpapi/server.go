@@ -93,6 +93,7 @@ type Server struct {
 	tracer     trace.Tracer // nil without tracing
 	masterHash string
 	created    int64
+	lists      listCache // rendered model lists (listcache.go)
 }
 
 // New checks cfg and builds the route table.
