@@ -1,6 +1,7 @@
 package rego
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -324,10 +325,12 @@ func chatBody(n int) []byte {
 // BenchmarkDecideRequest is one decision for a chat call with a 2 KB body
 // (and a 100 KB one): with the default policy (which reads none of what a
 // call asks for: the decision memo answers), with a custom rule on
-// input.request.params.max_tokens, and with a custom rule on
-// input.request.body (a data-loss marker in the messages). The rules'
-// principals and request shapes are specialised first, as in production
-// after a principal's first calls. cpu-ns/op is the process's CPU.
+// input.request.params.max_tokens (memoised by the max_tokens value: params
+// is the same value again, params-varied a new value on every call, so that
+// the memo never answers), and with a custom rule on input.request.body (a
+// data-loss marker in the messages). The rules' principals and request
+// shapes are specialised first, as in production after a principal's first
+// calls. cpu-ns/op is the process's CPU.
 func BenchmarkDecideRequest(b *testing.B) {
 	custom := func(rule string) []fs.FS {
 		return []fs.FS{fstest.MapFS{
@@ -344,6 +347,7 @@ func BenchmarkDecideRequest(b *testing.B) {
 	}{
 		{"default/2KB", nil, 2 << 10},
 		{"params/2KB", params, 2 << 10},
+		{"params-varied/2KB", params, 2 << 10},
 		{"body/2KB", body, 2 << 10},
 		{"default/100KB", nil, 100 << 10},
 		{"params/100KB", params, 100 << 10},
@@ -369,9 +373,21 @@ func BenchmarkDecideRequest(b *testing.B) {
 			if err != nil || !d.Allow {
 				b.Fatalf("Decide = %+v, %v, want allow", d, err)
 			}
+			// More distinct values than a principal's memo holds.
+			var bodies [][]byte
+			if strings.HasPrefix(bc.name, "params-varied") {
+				for i := range 2 * memoSize {
+					bodies = append(bodies, bytes.Replace(in.Request.Body, []byte(`"max_tokens":500`), fmt.Appendf(nil, `"max_tokens":%d`, i), 1))
+				}
+			}
 			b.ReportAllocs()
 			cpu := processCPU(b)
+			i := 0
 			for b.Loop() {
+				if bodies != nil {
+					in.Request.Body = bodies[i%len(bodies)]
+					i++
+				}
 				if _, err := e.Decide(ctx, in); err != nil {
 					b.Fatal(err)
 				}

@@ -391,6 +391,7 @@ func (e *Engine) Decide(ctx context.Context, in *gateway.Input) (gateway.Decisio
 	if sp != nil {
 		q, memo = sp.decision, sp.memo
 		if memo != nil {
+			mk = memo.key(mk, in)
 			if d, ok := memo.get(mk); ok {
 				return d, nil
 			}
@@ -475,7 +476,9 @@ func (e *Engine) specialised(st *state, in *gateway.Input, key, team, user *ast.
 		return nil, memoKey{}, memoPin{}
 	}
 	mk, pin := keyOf(in)
-	if sp.memo != nil || e.noShapes {
+	// A memo keyed by params values misses on every new value: its misses
+	// are evaluated on the request shape's smaller residual.
+	if (sp.memo != nil && len(sp.memo.params) == 0) || e.noShapes {
 		return sp, mk, pin
 	}
 	if sh := st.spec.shape(shapeKey{pk, mk}, pin, in, key, team, user); sh != nil && sh.decision != nil {
@@ -507,7 +510,7 @@ func (e *Engine) Specialise(ctx context.Context, in *gateway.Input) bool {
 	if sp == nil || sp.decision == nil {
 		return false
 	}
-	if sp.memo == nil && !e.noShapes {
+	if (sp.memo == nil || len(sp.memo.params) > 0) && !e.noShapes {
 		mk, pin := keyOf(in)
 		sk := shapeKey{pk, mk}
 		for range 2 { // a shape is built when it is met again

@@ -71,7 +71,7 @@ func listMemoisable(c *ast.Compiler, query string) bool {
 		}
 	}
 	for r := range seen {
-		if !readsOnly(r, listMemoPrefixes) {
+		if !readsOnly(r, listMemoPrefixes, nil) {
 			return false
 		}
 	}
@@ -79,12 +79,13 @@ func listMemoisable(c *ast.Compiler, query string) bool {
 }
 
 // readsOnly reports whether x reads only prefixes of the input (its refs'
-// ground prefixes reach at least as deep as the field they name) and calls
+// ground prefixes reach at least as deep as the field they name), or what
+// also accepts (when not nil: it is given a ref's ground prefix), and calls
 // only deterministic built-ins.
-func readsOnly(x any, prefixes []ast.Ref) bool {
+func readsOnly(x any, prefixes []ast.Ref, also func(ast.Ref) bool) bool {
 	ok := true
 	ast.WalkRefs(x, func(r ast.Ref) bool {
-		if ok && r.HasPrefix(ast.InputRootRef) && !withinAny(r, prefixes) {
+		if ok && r.HasPrefix(ast.InputRootRef) && !withinAny(r, prefixes) && (also == nil || !also(r.GroundPrefix())) {
 			ok = false
 		}
 		return false

@@ -1,6 +1,7 @@
 package rego
 
 import (
+	"encoding/json"
 	"slices"
 	"sync"
 	"unsafe"
@@ -8,6 +9,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/regate/gateway/gateway"
+	"github.com/regate/gateway/gateway/openai"
 )
 
 // Decision memo (per principal).
@@ -46,20 +48,57 @@ var memoPrefixes = []ast.Ref{
 }
 
 // memoisable reports whether a residual (its queries and support modules)
-// reads only memoPrefixes of the input and calls only deterministic
-// built-ins.
-func memoisable(queries []ast.Body, support []*ast.Module) bool {
+// reads only memoPrefixes of the input, and input.request.params by
+// constant names, and calls only deterministic built-ins; params are the
+// names it reads (nil when none). Such a residual's decisions are memoised
+// by the values of those params too: a rule on max_tokens is answered from
+// the memo for a max_tokens met before.
+func memoisable(queries []ast.Body, support []*ast.Module) (ok bool, params map[string]bool) {
+	var xs []any
 	for _, q := range queries {
-		if !readsOnly(q, memoPrefixes) {
-			return false
-		}
+		xs = append(xs, q)
 	}
 	for _, m := range support {
-		if !readsOnly(m, memoPrefixes) {
-			return false
+		xs = append(xs, m)
+	}
+	for _, x := range xs {
+		if !readsOnly(x, memoPrefixes, func(g ast.Ref) bool {
+			name, byName := paramName(g)
+			if byName {
+				if params == nil {
+					params = map[string]bool{}
+				}
+				params[name] = true
+			}
+			return byName
+		}) {
+			return false, nil
 		}
 	}
-	return true
+	return true, params
+}
+
+// requestParams is input.request.params.
+var requestParams = ast.MustParseRef("input.request.params")
+
+// paramName reports whether the ground ref g reads one param by a constant
+// name, and which.
+func paramName(g ast.Ref) (string, bool) {
+	if len(g) < 4 || !g.HasPrefix(requestParams) {
+		return "", false
+	}
+	s, ok := g[3].Value.(ast.String)
+	return string(s), ok
+}
+
+// paramsKey is what a memo keys on of the params named: their values,
+// encoded with sorted names (openai.ParamsOf, as the input has them).
+func paramsKey(r *gateway.RequestInfo, names map[string]bool) string {
+	b, err := json.Marshal(openai.ParamsOf(r.Body, r.ContentType, names))
+	if err != nil {
+		return "\x00unencodable" // never equal to an encoding
+	}
+	return string(b)
 }
 
 // memoKey is what a memoisable residual can read of a request besides the
@@ -70,6 +109,9 @@ func memoisable(queries []ast.Body, support []*ast.Module) bool {
 type memoKey struct {
 	route, operation, method string
 	stream, self             bool
+	// params are the values of the params the residual reads (paramsKey);
+	// empty when it reads none.
+	params string
 
 	model                         bool
 	requested, resolved, wildcard string
@@ -109,6 +151,17 @@ type memoEntry struct {
 type decisionMemo struct {
 	mu sync.RWMutex
 	m  map[memoKey]memoEntry
+	// params are the names of input.request.params the residual reads:
+	// their values are part of the key.
+	params map[string]bool
+}
+
+// key is k with the values of the params the residual reads.
+func (m *decisionMemo) key(k memoKey, in *gateway.Input) memoKey {
+	if len(m.params) > 0 {
+		k.params = paramsKey(&in.Request, m.params)
+	}
+	return k
 }
 
 func (m *decisionMemo) get(k memoKey) (gateway.Decision, bool) {

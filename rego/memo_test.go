@@ -184,3 +184,53 @@ func TestParamsNeverMemoised(t *testing.T) {
 		}
 	}
 }
+
+// TestParamsMemo: a rule that reads params by name is memoised by their
+// values: every max_tokens gets its own decision, repeated ones from the
+// memo.
+func TestParamsMemo(t *testing.T) {
+	e := newEngine(t, bundleFS(map[string]string{
+		".manifest":   `{"roots": ["gateway/custom"]}`,
+		"custom.rego": "package gateway.custom\n\ndeny contains \"too many tokens\" if input.request.params.max_tokens > 1000\n",
+	}))
+	p := principal([]string{"gpt-4o"}, nil, nil)
+	m := resolution("gpt-4o", []string{"gpt-4o"}) // one model, as the catalog shares it
+	in := func(body string) *gateway.Input {
+		return &gateway.Input{
+			Request:   gateway.RequestInfo{ID: "r", Route: gateway.RouteInference, Operation: "chat.completions", Method: "POST", Path: "/v1/chat/completions", Body: []byte(body), ContentType: "application/json"},
+			Principal: p, Model: m, Now: testNow,
+		}
+	}
+	sp := specOf(t, e, in(`{"model":"gpt-4o"}`))
+	if sp.memo == nil || !sp.memo.params["max_tokens"] || len(sp.memo.params) != 1 {
+		t.Fatalf("memo = %+v, want one keyed by params max_tokens", sp.memo)
+	}
+	// Decisions come from the request shape's residual and its memo.
+	e.Specialise(t.Context(), in(`{"model":"gpt-4o"}`))
+	st := e.cur.Load()
+	mk, _ := keyOf(in(`{"model":"gpt-4o"}`))
+	sh := st.spec.wait(t.Context(), &st.spec.shapes, shapeKey{specKeyOf(in("{}")), mk})
+	if sh == nil || sh.memo == nil || !sh.memo.params["max_tokens"] {
+		t.Fatalf("shape = %+v, want one memoised by params max_tokens", sh)
+	}
+	for range 2 { // the second round comes from the memo
+		for _, tc := range []struct {
+			body  string
+			allow bool
+		}{
+			{`{"model":"gpt-4o","max_tokens":10}`, true},
+			{`{"model":"gpt-4o","max_tokens":5000}`, false},
+			{`{"model":"gpt-4o"}`, true},
+			{`{"model":"gpt-4o","max_tokens":1001,"messages":[{"role":"user","content":"x"}]}`, false},
+			{`{"max_tokens":1000,"model":"gpt-4o"}`, true},
+		} {
+			d, err := e.Decide(t.Context(), in(tc.body))
+			if err != nil || d.Allow != tc.allow {
+				t.Errorf("Decide(%s) = %+v, %v; want allow %t", tc.body, d, err, tc.allow)
+			}
+		}
+	}
+	if n := len(sh.memo.m); n != 5 {
+		t.Errorf("memo holds %d decisions, want 5 (one per max_tokens value and none)", n)
+	}
+}

@@ -454,13 +454,14 @@ func (c *specCache) build(j specJob) {
 		c.compiler, c.peErr = peCompiler(c.policy)
 	}
 	var (
-		q     *query
-		reads inputFields
-		memo  bool
+		q      *query
+		reads  inputFields
+		memo   bool
+		params map[string]bool
 	)
 	err := c.peErr
 	if err == nil {
-		q, reads, memo, err = c.specialise(ctx, DecisionQuery, j)
+		q, reads, memo, params, err = c.specialise(ctx, DecisionQuery, j)
 	}
 	c.built.Add(1)
 	if err != nil {
@@ -468,7 +469,7 @@ func (c *specCache) build(j specJob) {
 	} else {
 		j.sp.decision, j.sp.reads = q, reads
 		if memo {
-			j.sp.memo = &decisionMemo{}
+			j.sp.memo = &decisionMemo{params: params}
 		}
 	}
 	j.sp.ready.Store(true)
@@ -493,7 +494,7 @@ func (c *specCache) wait(ctx context.Context, t *specTable, k any) *specialised 
 // specialise partially evaluates the entry point as j says and prepares the
 // residual, compiled on its own; reads are the parts of the input it reads,
 // and memo tells whether its results may be memoised (memo.go).
-func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q *query, reads inputFields, memo bool, err error) {
+func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q *query, reads inputFields, memo bool, params map[string]bool, err error) {
 	pq, err := oparego.New(
 		oparego.Query("result = "+entry),
 		oparego.Compiler(c.compiler),
@@ -506,7 +507,7 @@ func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q 
 		oparego.DisableInlining(j.noInline),
 	).Partial(ctx)
 	if err != nil {
-		return nil, inputFields{}, false, fmt.Errorf("partial evaluation of %s: %w", entry, err)
+		return nil, inputFields{}, false, nil, fmt.Errorf("partial evaluation of %s: %w", entry, err)
 	}
 	// The residual may share terms with the worker's modules, which the next
 	// partial evaluation may rewrite while requests evaluate the residual:
@@ -543,18 +544,19 @@ func (c *specCache) specialise(ctx context.Context, entry string, j specJob) (q 
 	if compiler.Compile(modules); compiler.Failed() {
 		compiler = newCompiler(Capabilities())
 		if compiler.Compile(modules); compiler.Failed() {
-			return nil, inputFields{}, false, fmt.Errorf("compile residual of %s: %w", entry, compiler.Errors)
+			return nil, inputFields{}, false, nil, fmt.Errorf("compile residual of %s: %w", entry, compiler.Errors)
 		}
 	}
 	prepared, err := prepareRef(compiler, c.store, residualRef(pq.Queries))
 	if err != nil {
-		return nil, inputFields{}, false, fmt.Errorf("residual of %s: %w", entry, err)
+		return nil, inputFields{}, false, nil, fmt.Errorf("residual of %s: %w", entry, err)
 	}
 	support := pq.Support
 	for _, m := range kept {
 		support = append(support, m)
 	}
-	return prepared, inputReads(compiler.Modules), memoisable(pq.Queries, support), nil
+	memo, params = memoisable(pq.Queries, support)
+	return prepared, inputReads(compiler.Modules), memo, params, nil
 }
 
 // residualCapabilities returns the gateway's capabilities with only the
