@@ -109,7 +109,7 @@ func (s *Server) inference(path string) handlerFunc {
 			setRateHeaders(w.Header(), tk.Headers)
 			defer s.account(rc, tk)
 		}
-		preq.Deployments = res.Deployments
+		preq.Deployments, preq.Group = res.Deployments, res.Resolved
 		preq.Outcome = &rc.upstream
 		return s.cfg.Upstream.Serve(w, r, preq)
 	}

@@ -151,6 +151,9 @@ type Request struct {
 	// Deployments serve the resolved model group in config order, with
 	// UpstreamModel set.
 	Deployments []gateway.Deployment
+	// Group is the model group the deployments serve, reported in the
+	// X-Gateway-Model-Group header.
+	Group string
 	// Outcome, when not nil, is filled in before Serve returns.
 	Outcome *Outcome
 }

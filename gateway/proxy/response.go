@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/regate/gateway/gateway/openai"
@@ -49,6 +50,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		h.Del("X-Request-Id")
 		h["X-Upstream-Request-Id"] = v
 	}
+	// What served the answer (DESIGN §12): the model group and how many
+	// deployments were tried.
+	if g := c.req.Group; g != "" {
+		h.Set("X-Gateway-Model-Group", g)
+	}
+	h.Set("X-Gateway-Attempts", strconv.Itoa(c.attempts))
 	g := &guardBody{rc: res.Body, call: c, log: p.log}
 	if isSSE(res) {
 		// The error event may follow; a declared length would forbid it.

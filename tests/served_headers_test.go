@@ -1,0 +1,43 @@
+package tests
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+)
+
+// TestServedHeaders: answers say which model group served them and how
+// many deployments were tried (DESIGN §12).
+func TestServedHeaders(t *testing.T) {
+	up := startUpstream(t)
+	const config = `
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_base: "{{UP}}"}
+  - model_name: dual
+    litellm_params: {model: openai/dual, api_base: "http://127.0.0.1:1"}
+  - model_name: dual
+    litellm_params: {model: openai/dual, api_base: "{{UP}}"}
+router_settings:
+  model_group_alias: {fast: gpt-4o}
+general_settings:
+  master_key: sk-master-test-0000
+`
+	g := startGateway(t, config, up)
+	r := g.do(t, http.MethodPost, "/v1/chat/completions", "sk-master-test-0000", "application/json", chatBody("fast"))
+	if r.Status != 200 || r.Header.Get("X-Gateway-Model-Group") != "gpt-4o" || r.Header.Get("X-Gateway-Attempts") != "1" {
+		t.Errorf("alias call = %d, model group %q, attempts %q", r.Status, r.Header.Get("X-Gateway-Model-Group"), r.Header.Get("X-Gateway-Attempts"))
+	}
+	var attempts []string
+	for range 2 { // successive calls start at successive deployments
+		r := g.do(t, http.MethodPost, "/v1/chat/completions", "sk-master-test-0000", "application/json", chatBody("dual"))
+		if r.Status != 200 || r.Header.Get("X-Gateway-Model-Group") != "dual" {
+			t.Fatalf("dual = %d, model group %q", r.Status, r.Header.Get("X-Gateway-Model-Group"))
+		}
+		attempts = append(attempts, r.Header.Get("X-Gateway-Attempts"))
+	}
+	slices.Sort(attempts)
+	if !slices.Equal(attempts, []string{"1", "2"}) {
+		t.Errorf("attempts over two calls = %v, want one call served first try and one after a failover", attempts)
+	}
+}
