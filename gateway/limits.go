@@ -79,6 +79,17 @@ type SpendReader interface {
 	Spend(layer, id string, period time.Time) float64
 }
 
+// Period is BudgetPeriod for a layer created at created with limits l: its
+// budget_duration read with ParseDuration (a malformed one, which the
+// config and the admin API refuse, never resets).
+func (l *Limits) Period(created, now time.Time) (start, end time.Time) {
+	var d time.Duration
+	if l.BudgetDuration != "" {
+		d, _ = ParseDuration(l.BudgetDuration)
+	}
+	return BudgetPeriod(created, d, now)
+}
+
 // BudgetPeriod returns the budget period that holds now for a layer
 // created at anchor whose spend resets every d (DESIGN §11): periods follow
 // each other from anchor, so every replica computes the same ones without

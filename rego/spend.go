@@ -79,11 +79,7 @@ func addSpend(t *ast.Term, r gateway.SpendReader, layer, id string, created time
 	if !ok {
 		return t
 	}
-	var d time.Duration
-	if lim.BudgetDuration != "" {
-		d, _ = gateway.ParseDuration(lim.BudgetDuration)
-	}
-	start, end := gateway.BudgetPeriod(created, d, now)
+	start, end := lim.Period(created, now)
 	spend := 0.0
 	if r != nil {
 		spend = r.Spend(layer, id, start)

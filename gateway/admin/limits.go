@@ -316,11 +316,7 @@ func (a *API) limitsView(l gateway.Limits, layer, id string, created time.Time) 
 		SoftBudget: copyPtr(l.SoftBudget), RPMLimit: copyPtr(l.RPMLimit), TPMLimit: copyPtr(l.TPMLimit),
 		MaxParallelRequests: copyPtr(l.MaxParallelRequests),
 	}
-	var d time.Duration
-	if l.BudgetDuration != "" {
-		d, _ = gateway.ParseDuration(l.BudgetDuration)
-	}
-	start, end := gateway.BudgetPeriod(created, d, a.now())
+	start, end := l.Period(created, a.now())
 	v.BudgetResetAt = optTime(end)
 	if a.spendReader != nil && id != "" {
 		v.Spend = a.spendReader.Spend(layer, id, start)

@@ -201,19 +201,14 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 				list.Data = append(list.Data, s.modelObject(c.ID, c.OwnedBy, c.MaxInputTokens, c.MaxOutputTokens))
 			}
 		}
-		b, err := json.Marshal(list)
-		if err != nil {
-			return fmt.Errorf("encode response: %w", err)
+		if body, err = encodeJSON(list); err != nil {
+			return err
 		}
-		body = append(b, '\n')
 		if seen {
 			s.lists.put(visible, cands, body)
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(body)
-	return err
+	return writeBody(w, http.StatusOK, body)
 }
 
 // pathModel returns the {model} path variable, percent-decoded once, so
@@ -320,12 +315,26 @@ func (s *Server) readiness(w http.ResponseWriter, r *http.Request, _ *reqCtx) er
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	return writeBody(w, status, b)
+}
+
+// encodeJSON is v as a response body: JSON and a newline.
+func encodeJSON(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
+	return append(b, '\n'), nil
+}
+
+// writeBody writes an encoded JSON response.
+func writeBody(w http.ResponseWriter, status int, body []byte) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(body)
 	return err
 }

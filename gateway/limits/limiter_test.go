@@ -57,11 +57,7 @@ func principal(key, team, user gateway.Limits) *gateway.Principal {
 
 // spendNow is a layer's spend in its budget period at now.
 func spendNow(l *limits.Limiter, layer, id string, lim gateway.Limits, now time.Time) (float64, time.Time) {
-	d, _ := gateway.ParseDuration(lim.BudgetDuration)
-	if lim.BudgetDuration == "" {
-		d = 0
-	}
-	start, end := gateway.BudgetPeriod(created, d, now)
+	start, end := lim.Period(created, now)
 	return l.Spend(layer, id, start), end
 }
 
