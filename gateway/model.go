@@ -46,6 +46,15 @@ type Deployment struct {
 	// Timeout bounds one upstream attempt before the first byte; zero means the
 	// proxy default.
 	Timeout time.Duration
+	// StreamTimeout bounds, for a streamed call, the wait for the first
+	// byte and any silence between two events; zero means Timeout for the
+	// first byte and no bound on silence.
+	StreamTimeout time.Duration
+	// Weight, RPM and TPM are litellm_params.weight, rpm and tpm: the
+	// router's weights for simple-shuffle, and RPM and TPM also caps on
+	// the calls and tokens per minute this deployment is sent (DESIGN §12).
+	Weight   float64
+	RPM, TPM int64
 	// Info is the deployment's limits and prices. As configured, it holds
 	// what model_info and litellm_params give; the catalog fills in the rest
 	// from the built-in catalog for the deployment's provider and upstream

@@ -40,6 +40,12 @@ type RequestInfo struct {
 	// Header is the request's header; credentials are left out when the
 	// adapter converts it.
 	Header map[string][]string
+
+	// FallbackFrom is, for the decision on a fallback target, the model
+	// group fallen back from (DESIGN §12). It is for the decision log
+	// only: the policy never sees it, so that a fallback is decided
+	// exactly as a direct call.
+	FallbackFrom string
 }
 
 // Input is everything the policy sees for one decision (DESIGN §6). Adapters

@@ -37,15 +37,16 @@ func TestImportDirection(t *testing.T) {
 		{pkg: module + "/store/memory", allowed: []string{"/gateway"}, stdlibOnly: true},
 		{pkg: module + "/gateway/mock", allowed: []string{"/gateway", "/gateway/openai"}, stdlibOnly: true},
 		{pkg: module + "/gateway/usage", allowed: []string{"/gateway"}, stdlibOnly: true},
-		{pkg: module + "/gateway/proxy", allowed: []string{"/gateway", "/gateway/openai", "/gateway/mock", "/gateway/usage", "/gateway/telemetry/spanattr"}},
+		{pkg: module + "/gateway/router", allowed: []string{"/gateway"}, stdlibOnly: true},
+		{pkg: module + "/gateway/proxy", allowed: []string{"/gateway", "/gateway/openai", "/gateway/mock", "/gateway/usage", "/gateway/router", "/gateway/telemetry/spanattr"}},
 		{pkg: module + "/rego", allowed: []string{"/gateway", "/gateway/openai", "/bundles"}},
-		{pkg: module + "/gateway/config", allowed: []string{"/gateway", "/gateway/catalog", "/gateway/modelinfo"}},
+		{pkg: module + "/gateway/config", allowed: []string{"/gateway", "/gateway/catalog", "/gateway/modelinfo", "/gateway/router"}},
 		{pkg: module + "/gateway/authcache", allowed: []string{"/gateway"}, stdlibOnly: true},
 		{pkg: module + "/gateway/limits", allowed: []string{"/gateway"}, stdlibOnly: true},
 		{pkg: module + "/gateway/admin", allowed: []string{"/gateway", "/gateway/access"}, stdlibOnly: true},
 		{pkg: module + "/gateway/telemetry/spanattr", allowed: nil},
-		{pkg: module + "/gateway/telemetry", allowed: []string{"/gateway", "/gateway/proxy", "/gateway/openai", "/gateway/mock", "/gateway/usage", "/gateway/telemetry/spanattr"}},
-		{pkg: module + "/gateway/httpapi", allowed: []string{"/gateway", "/gateway/openai", "/gateway/proxy", "/gateway/mock", "/gateway/admin", "/gateway/access", "/gateway/limits", "/gateway/usage", "/gateway/telemetry/spanattr"}},
+		{pkg: module + "/gateway/telemetry", allowed: []string{"/gateway", "/gateway/proxy", "/gateway/openai", "/gateway/mock", "/gateway/usage", "/gateway/router", "/gateway/telemetry/spanattr"}},
+		{pkg: module + "/gateway/httpapi", allowed: []string{"/gateway", "/gateway/openai", "/gateway/proxy", "/gateway/mock", "/gateway/admin", "/gateway/access", "/gateway/limits", "/gateway/usage", "/gateway/router", "/gateway/telemetry/spanattr"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimPrefix(tc.pkg, module+"/"), func(t *testing.T) {

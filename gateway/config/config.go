@@ -22,6 +22,7 @@ import (
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/catalog"
+	"github.com/regate/gateway/gateway/router"
 )
 
 // DefaultMaxRequestBodyBytes is the request body limit when
@@ -40,6 +41,10 @@ type Config struct {
 	// Settings lists every router_settings and litellm_settings key, in
 	// file order, and whether the gateway applies it.
 	Settings []Setting
+	// Router is what router_settings and litellm_settings say about
+	// choosing deployments, retries, cooldowns, timeouts and fallbacks
+	// (DESIGN §12).
+	Router router.Settings
 	// Aliases are router_settings.model_group_alias, in file order.
 	Aliases []catalog.Alias
 	// Catalog is built from Deployments and Aliases. Alias cycles, chains over

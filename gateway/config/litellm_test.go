@@ -60,9 +60,6 @@ func TestRealWorldLiteLLMConfig(t *testing.T) {
 	checkProblems(t, "warnings", warningsAsProblems(cfg.Warnings), []wantProblem{
 		{6, "model_list[0].litellm_params.temperature: ignored"},
 		{7, "model_list[0].litellm_params.max_tokens: ignored"},
-		{8, "model_list[0].litellm_params.rpm: ignored"},
-		{13, "model_list[0].tpm: ignored"},
-		{23, "model_list[2].litellm_params.stream_timeout: ignored"},
 		{36, "environment_variables: ignored"},
 		{40, "general_settings.database_url: ignored; the gateway reads --database-url or DATABASE_URL"},
 		{41, "general_settings.store_model_in_db: ignored"},
@@ -74,8 +71,8 @@ func TestRealWorldLiteLLMConfig(t *testing.T) {
 	wantSettings := []string{
 		"29 litellm_settings.drop_params: not applied (the gateway drops no request parameters)",
 		"30 litellm_settings.success_callback: not applied (no LiteLLM callbacks; the gateway has its own decision log, metrics and traces)",
-		"32 router_settings.routing_strategy: not applied (the gateway tries a group's deployments in config order, starting one further on each call)",
-		"33 router_settings.num_retries: not applied (a failed attempt moves on to the group's next deployment; each deployment is tried at most once)",
+		"32 router_settings.routing_strategy: applied (deployments chosen by simple-shuffle)",
+		"33 router_settings.num_retries: applied (attempts after the first, across the group's deployments)",
 		"34 router_settings.model_group_alias: applied (global aliases)",
 	}
 	if !slices.Equal(settings, wantSettings) {
@@ -94,9 +91,9 @@ func TestRealWorldLiteLLMConfig(t *testing.T) {
 		t.Errorf("Deployments[0].Info = %+v, want window 128000, input 0.0000025, mode chat", info)
 	}
 	want := []gateway.Deployment{
-		{ID: "0", ModelName: "gpt-4o", ProviderModel: "openai/gpt-4o", Provider: "openai", UpstreamModel: "gpt-4o", APIBase: "https://api.openai.com/v1", APIKey: "sk-openai", AccessGroups: []string{"default-models"}},
+		{ID: "0", ModelName: "gpt-4o", ProviderModel: "openai/gpt-4o", Provider: "openai", UpstreamModel: "gpt-4o", APIBase: "https://api.openai.com/v1", APIKey: "sk-openai", AccessGroups: []string{"default-models"}, RPM: 60, TPM: 100000},
 		{ID: "1", ModelName: "claude-sonnet", ProviderModel: "anthropic/claude-sonnet-4-5", Provider: "anthropic", UpstreamModel: "claude-sonnet-4-5", APIBase: "https://api.anthropic.com/v1", APIKey: "sk-ant", Timeout: 30 * time.Second},
-		{ID: "2", ModelName: "local-llama", ProviderModel: "meta-llama/Llama-3.1-8B-Instruct", Provider: "openai_compatible", UpstreamModel: "meta-llama/Llama-3.1-8B-Instruct", APIBase: "http://vllm.internal:8000/v1"},
+		{ID: "2", ModelName: "local-llama", ProviderModel: "meta-llama/Llama-3.1-8B-Instruct", Provider: "openai_compatible", UpstreamModel: "meta-llama/Llama-3.1-8B-Instruct", APIBase: "http://vllm.internal:8000/v1", StreamTimeout: 10 * time.Second},
 		{ID: "3", ModelName: "openai/*", ProviderModel: "openai/*", Provider: "openai", UpstreamModel: "*", APIBase: "https://api.openai.com/v1", APIKey: "sk-openai"},
 	}
 	if len(cfg.Deployments) != len(want) {
@@ -121,7 +118,8 @@ func equalDeployment(a, b gateway.Deployment) bool {
 	return a.ID == b.ID && a.ModelName == b.ModelName && a.ProviderModel == b.ProviderModel &&
 		a.Provider == b.Provider && a.UpstreamModel == b.UpstreamModel && a.APIBase == b.APIBase &&
 		a.APIKey == b.APIKey && a.APIVersion == b.APIVersion && slices.Equal(a.AccessGroups, b.AccessGroups) &&
-		a.MockLatency == b.MockLatency && a.Timeout == b.Timeout
+		a.MockLatency == b.MockLatency && a.Timeout == b.Timeout && a.StreamTimeout == b.StreamTimeout &&
+		a.Weight == b.Weight && a.RPM == b.RPM && a.TPM == b.TPM
 }
 
 func TestProviders(t *testing.T) {

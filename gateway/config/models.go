@@ -133,6 +133,7 @@ func (p *parser) run(data []byte) {
 		principals = p.gatewaySettings(settings.value)
 	}
 	p.buildCatalog(idx)
+	p.finishRouter()
 	if p.cfg.Catalog != nil && principals != nil {
 		p.validatePrincipals(principals)
 	}
@@ -216,6 +217,7 @@ func (p *parser) deployment(i int, n *yaml.Node) (d gateway.Deployment, unserved
 		return d, "", false
 	}
 	var params, info *yaml.Node
+	var top []field
 	for _, f := range fields {
 		switch f.key {
 		case "model_name":
@@ -227,6 +229,10 @@ func (p *parser) deployment(i int, n *yaml.Node) (d gateway.Deployment, unserved
 			params = f.value
 		case "model_info":
 			info = f.value
+		case "rpm", "tpm":
+			// LiteLLM reads a deployment's caps here too; litellm_params
+			// wins when both set one.
+			top = append(top, f)
 		default:
 			p.warnf(f.line, "%s.%s: ignored (not used by the gateway)", path, f.key)
 		}
@@ -242,6 +248,11 @@ func (p *parser) deployment(i int, n *yaml.Node) (d gateway.Deployment, unserved
 	if params == nil {
 		p.errorf(n.Line, "%s: missing litellm_params", label)
 		return d, "", false
+	}
+	for _, f := range top {
+		if !p.cap(f, path+"."+f.key, &d) {
+			return d, "", false
+		}
 	}
 	unserved, ok = p.litellmParams(params, path+".litellm_params", label, n.Line, &d)
 	return d, unserved, ok
@@ -433,6 +444,16 @@ func (p *parser) litellmParams(n *yaml.Node, path, label string, line int, d *ga
 			t, tok := p.timeout(f.value, fpath)
 			ok = ok && tok
 			d.Timeout = t
+		case "stream_timeout":
+			t, tok := p.timeout(f.value, fpath)
+			ok = ok && tok
+			d.StreamTimeout = t
+		case "rpm", "tpm":
+			ok = p.cap(f, fpath, d) && ok
+		case "weight":
+			w, wok := p.positive(f.value, fpath)
+			ok = ok && wok
+			d.Weight = w
 		case "mock_latency":
 			s, sok := p.str(f.value, fpath)
 			lat, err := ParseDuration(s)
@@ -516,6 +537,40 @@ func normalizeBase(provider, base string) string {
 	return base
 }
 
+// cap reads a deployment's rpm or tpm (DESIGN §12: a routing weight and
+// a cap per minute).
+func (p *parser) cap(f field, path string, d *gateway.Deployment) bool {
+	n := deref(f.value)
+	if isNull(n) {
+		return true
+	}
+	v, ok := p.integer(n, path)
+	if !ok {
+		return false
+	}
+	if v <= 0 {
+		p.errorf(f.line, "%s: want a positive integer", path)
+		return false
+	}
+	if f.key == "rpm" {
+		d.RPM = v
+	} else {
+		d.TPM = v
+	}
+	return true
+}
+
+// positive reads a positive number (a routing weight).
+func (p *parser) positive(n *yaml.Node, path string) (float64, bool) {
+	n = deref(n)
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&v) != nil || !(v > 0) || math.IsInf(v, 0) {
+		p.errorf(n.Line, "%s: want a positive number, got %s", path, describe(n))
+		return 0, false
+	}
+	return v, true
+}
+
 // timeout reads litellm_params.timeout: seconds as a number, or a duration.
 func (p *parser) timeout(n *yaml.Node, path string) (time.Duration, bool) {
 	n = deref(n)
@@ -583,46 +638,39 @@ func (p *parser) routerSettings(n *yaml.Node, idx *lineIndex) {
 }
 
 // settingNotes says, for the router_settings and litellm_settings keys
-// LiteLLM users set most, what the gateway does instead. Only
-// model_group_alias is applied today (DESIGN §12 describes the rest; keep
-// this table in step with the proxy, and claim nothing it does not do).
+// LiteLLM users set most that the gateway does not apply, what it does
+// instead (DESIGN §12 describes what it applies; keep this table in step
+// with the router, and claim nothing it does not do).
 var settingNotes = map[string]string{
-	"routing_strategy":         "the gateway tries a group's deployments in config order, starting one further on each call",
-	"routing_strategy_args":    "the gateway tries a group's deployments in config order, starting one further on each call",
-	"num_retries":              "a failed attempt moves on to the group's next deployment; each deployment is tried at most once",
-	"max_retries":              "a failed attempt moves on to the group's next deployment; each deployment is tried at most once",
-	"retry_policy":             "a failed attempt moves on to the group's next deployment; each deployment is tried at most once",
-	"retry_after":              "a failed attempt moves on to the group's next deployment at once",
-	"timeout":                  "only each deployment's litellm_params.timeout bounds an attempt",
-	"request_timeout":          "only each deployment's litellm_params.timeout bounds an attempt",
-	"stream_timeout":           "only each deployment's litellm_params.timeout bounds an attempt",
-	"fallbacks":                "no fallback to other model groups: a call fails once its group's deployments are exhausted",
-	"context_window_fallbacks": "no fallback to other model groups: a call fails once its group's deployments are exhausted",
-	"content_policy_fallbacks": "no fallback to other model groups: a call fails once its group's deployments are exhausted",
-	"default_fallbacks":        "no fallback to other model groups: a call fails once its group's deployments are exhausted",
-	"allowed_fails":            "deployments are never cooled down",
-	"allowed_fails_policy":     "deployments are never cooled down",
-	"cooldown_time":            "deployments are never cooled down",
-	"disable_cooldowns":        "deployments are never cooled down",
-	"enable_pre_call_checks":   "no context-window or rate-limit check picks the deployment",
-	"cache":                    "the gateway caches no responses",
-	"cache_params":             "the gateway caches no responses",
-	"cache_responses":          "the gateway caches no responses",
-	"redis_host":               "the gateway shares no router state or cache through Redis",
-	"redis_port":               "the gateway shares no router state or cache through Redis",
-	"redis_password":           "the gateway shares no router state or cache through Redis",
-	"redis_url":                "the gateway shares no router state or cache through Redis",
-	"guardrails":               "the gateway runs no guardrails; a custom Rego policy can refuse calls",
-	"drop_params":              "the gateway drops no request parameters",
-	"success_callback":         "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
-	"failure_callback":         "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
-	"callbacks":                "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
+	"routing_strategy_args":  "the strategies use their own fixed parameters",
+	"max_retries":            "retries follow num_retries",
+	"retry_policy":           "retries follow num_retries, whatever the error",
+	"retry_after":            "a failed attempt moves on to the next deployment at once",
+	"allowed_fails_policy":   "allowed_fails counts every kind of failure alike",
+	"enable_pre_call_checks": "no context-window check picks the deployment; rpm and tpm caps do",
+	"cache":                  "the gateway caches no responses",
+	"cache_params":           "the gateway caches no responses",
+	"cache_responses":        "the gateway caches no responses",
+	"redis_host":             "the gateway shares no router state or cache through Redis: each replica routes on its own",
+	"redis_port":             "the gateway shares no router state or cache through Redis: each replica routes on its own",
+	"redis_password":         "the gateway shares no router state or cache through Redis: each replica routes on its own",
+	"redis_url":              "the gateway shares no router state or cache through Redis: each replica routes on its own",
+	"guardrails":             "the gateway runs no guardrails; a custom Rego policy can refuse calls",
+	"drop_params":            "the gateway drops no request parameters",
+	"success_callback":       "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
+	"failure_callback":       "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
+	"callbacks":              "no LiteLLM callbacks; the gateway has its own decision log, metrics and traces",
 }
 
 // setting records one router_settings or litellm_settings key in
-// Config.Settings. router_settings.model_group_alias is the one applied.
+// Config.Settings, applying the router settings (router.go).
 func (p *parser) setting(section string, f field) {
 	s := Setting{Line: f.line, Name: section + "." + f.key}
+	if note, applied, ok := p.routerSetting(section, f); ok {
+		s.Applied, s.Note = applied, note
+		p.cfg.Settings = append(p.cfg.Settings, s)
+		return
+	}
 	switch {
 	case section == "router_settings" && f.key == "model_group_alias":
 		s.Applied, s.Note = true, "global aliases"

@@ -41,10 +41,11 @@ func TestLiteLLMConfigsLoad(t *testing.T) {
 				`model_list[6] (model_name "instruct", model "text-completion-openai/gpt-3.5-turbo-instruct"): not served: unknown provider "text-completion-openai"`,
 				`router_settings.model_group_alias.sagemaker-alias: dropped: its target "llama-sagemaker" names only deployments that are not served`,
 				"finetune_settings: ignored",
+				`router_settings.routing_strategy: "usage-based-routing-v2" is not one the gateway applies; it routes with simple-shuffle`,
 			},
 			found:   []string{"chat-eu", "chat-large", "big", "embedder", "flaky", "groq/llama3", "openai/gpt-4.1"},
 			missing: []string{"sagemaker-alias", "instruct"},
-			applied: []string{"router_settings.model_group_alias"},
+			applied: []string{"litellm_settings.num_retries", "litellm_settings.request_timeout", "litellm_settings.context_window_fallbacks", "router_settings.model_group_alias"},
 		},
 		{
 			file:     "load_balancer.yaml",
@@ -52,7 +53,7 @@ func TestLiteLLMConfigsLoad(t *testing.T) {
 			unserved: []string{"3 3"},
 			warnings: []string{
 				`model_list[3] (model_name "mistral-7b", model "mistralai/mistral-7b-instruct"): not served: unknown provider "mistralai" and no api_base is set`,
-				"model_list[0].tpm: ignored", "environment_variables: ignored",
+				"environment_variables: ignored",
 			},
 			found:   []string{"chat"},
 			missing: []string{"mistral-7b"},
@@ -75,10 +76,15 @@ func TestLiteLLMConfigsLoad(t *testing.T) {
 				`gateway_settings.keys[1].models: allow-list entry "sonnet" names only deployments`,
 				`gateway_settings.keys[1].model_rpm_limit: "claude" names only deployments that are not served`,
 				"guardrails: ignored",
+				`router_settings.fallbacks[0].gpt: "claude" names no model group; it is skipped`,
 			},
 			found:   []string{"gpt", "fast"},
 			missing: []string{"claude", "sonnet", "smart", "rerank", "bedrock/titan"},
-			applied: []string{"router_settings.model_group_alias"},
+			applied: []string{
+				"router_settings.routing_strategy", "router_settings.num_retries", "router_settings.timeout",
+				"router_settings.allowed_fails", "router_settings.cooldown_time", "router_settings.fallbacks",
+				"router_settings.model_group_alias",
+			},
 		},
 	}
 	for _, tc := range tests {

@@ -20,6 +20,8 @@ type parser struct {
 	// droppedGlobal are the global aliases dropped because their target
 	// names only unserved deployments.
 	droppedGlobal map[string]bool
+	// router collects the router settings (router.go).
+	router routerDraft
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {

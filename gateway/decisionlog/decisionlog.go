@@ -91,6 +91,9 @@ type Event struct {
 	// prompt), and ClientIP its input.request.client_ip.
 	Params   map[string]any `json:"params,omitempty"`
 	ClientIP string         `json:"client_ip,omitempty"`
+	// FallbackFrom is, for a fallback target's decision, the model group
+	// fallen back from (DESIGN §12); the policy did not see it.
+	FallbackFrom string `json:"fallback_from,omitempty"`
 
 	visible map[string]struct{} // turned into Visible by the writer
 	// body and contentType are the call's, turned into Params by the
@@ -246,6 +249,7 @@ func (l *Logger) event(in *gateway.Input, query string, start time.Time, took ti
 	r := &in.Request
 	ev.RequestID, ev.Route, ev.Operation, ev.Method, ev.Path, ev.Stream = r.ID, r.Route, r.Operation, r.Method, r.Path, r.Stream
 	ev.ClientIP, ev.body, ev.contentType = r.ClientIP, r.Body, r.ContentType
+	ev.FallbackFrom = r.FallbackFrom
 	if p := in.Principal; p != nil {
 		if p.Key != nil {
 			ev.KeyHash, ev.KeyAlias = p.Key.ID, p.Key.Alias

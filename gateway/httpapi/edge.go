@@ -33,6 +33,8 @@ type reqCtx struct {
 	body        []byte
 	contentType string
 	span        trace.Span // the recorded server span; nil without one
+	// fallbacks are the fallback targets tried, "name:result".
+	fallbacks []string
 }
 
 type ctxKey struct{}
@@ -121,6 +123,9 @@ func (s *Server) accessLog(r *http.Request, rc *reqCtx, status int, d time.Durat
 	}
 	if rc.decision != "" {
 		attrs = append(attrs, slog.String("decision", rc.decision))
+	}
+	if len(rc.fallbacks) > 0 {
+		attrs = append(attrs, slog.Any("fallbacks", rc.fallbacks))
 	}
 	if u := &rc.upstream; u.Attempts > 0 {
 		attrs = append(attrs, slog.Int("upstream_status", u.Status), slog.Int("upstream_attempts", u.Attempts))

@@ -39,20 +39,26 @@ func (s *Server) authorizeRequest(r *http.Request, rc *reqCtx, p *gateway.Princi
 		Model:     res,
 		Now:       s.cfg.Now(),
 	}
+	result, err := s.decide(r, in)
+	rc.decision = result
+	return err
+}
+
+// decide asks the policy about in and returns the result for the access
+// log ("allow", "deny" or "error") and, unless it allowed, the error to
+// answer with.
+func (s *Server) decide(r *http.Request, in *gateway.Input) (string, error) {
 	d, err := s.cfg.Authorizer.Decide(r.Context(), in)
 	if err != nil {
-		rc.decision = "error"
-		return fmt.Errorf("%w: %w", errPolicy, err)
+		return "error", fmt.Errorf("%w: %w", errPolicy, err)
 	}
 	if d.Allow {
-		rc.decision = "allow"
-		return nil
+		return "allow", nil
 	}
-	rc.decision = "deny"
-	if res != nil && (d.Code == gateway.CodeModelNotFound || d.Status == http.StatusNotFound) {
-		return &gateway.ModelNotFoundError{Model: res.Requested}
+	if res := in.Model; res != nil && (d.Code == gateway.CodeModelNotFound || d.Status == http.StatusNotFound) {
+		return "deny", &gateway.ModelNotFoundError{Model: res.Requested}
 	}
-	return &gateway.DeniedError{Decision: d}
+	return "deny", &gateway.DeniedError{Decision: d}
 }
 
 // inference authenticates, reads the body and its model, resolves the alias
@@ -101,9 +107,9 @@ func (s *Server) inference(path string) handlerFunc {
 		rc.resolved = res.Resolved
 		// Limits come after the policy: a call it refuses never counts
 		// and never learns a limit (DESIGN §11).
+		var tk *limits.Ticket
 		if s.cfg.Limiter != nil {
-			tk, err := s.cfg.Limiter.Admit(p, res.Resolved)
-			if err != nil {
+			if tk, err = s.cfg.Limiter.Admit(p, res.Resolved); err != nil {
 				return err
 			}
 			setRateHeaders(w.Header(), tk.Headers)
@@ -111,7 +117,11 @@ func (s *Server) inference(path string) handlerFunc {
 		}
 		preq.Deployments, preq.Group = res.Deployments, res.Resolved
 		preq.Outcome = &rc.upstream
-		return s.cfg.Upstream.Serve(w, r, preq)
+		err = s.cfg.Upstream.Serve(w, r, preq)
+		if err != nil && s.cfg.Fallbacks != nil {
+			err = s.fallback(w, r, rc, &preq, tk, err)
+		}
+		return err
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/regate/gateway/gateway/admin"
 	"github.com/regate/gateway/gateway/limits"
 	"github.com/regate/gateway/gateway/proxy"
+	"github.com/regate/gateway/gateway/router"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Config.MaxBodyBytes is 0
@@ -76,6 +77,18 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For decides the
 	// client address the policy sees (input.request.client_ip).
 	TrustedProxies []netip.Prefix
+	// Fallbacks are the fallback settings (DESIGN §12); nil means none.
+	Fallbacks *router.Settings
+	// FallbackObserver counts fallbacks; nil means none.
+	FallbackObserver FallbackObserver
+}
+
+// FallbackObserver records fallbacks (*telemetry.Metrics implements it).
+type FallbackObserver interface {
+	// ObserveFallback counts one fallback target of group after a failure
+	// of kind: result is "served", "failed", "denied" (the policy refused
+	// it or it names no model) or "limited".
+	ObserveFallback(group, kind, result string)
 }
 
 // UsageObserver records the usage of inference calls (*telemetry.Metrics

@@ -115,42 +115,116 @@ func (t *Ticket) add(l *Limiter, k entKey, layer string, anchor time.Time, lim *
 
 // admit checks then counts, with every entity locked.
 func (t *Ticket) admit(at time.Time) *gateway.LimitError {
-	l := t.l
 	now := at.UnixNano()
 	cs := t.checks[:t.n]
 	for i := range cs {
-		c := &cs[i]
-		c.e.roll(at, c.duration, c.anchor)
-		if c.budget != nil && c.e.spend() >= *c.budget {
-			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitBudget, Model: c.model}
+		if err := cs[i].budgetErr(at); err != nil {
+			return err
 		}
 	}
 	for i := range cs {
-		c := &cs[i]
-		if c.rpm != nil {
-			if ok, wait := c.e.rpm.room(l.share(*c.rpm), now); !ok {
-				return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitRPM, Model: c.model, RetryAfter: wait}
-			}
-		}
-		if c.tpm != nil {
-			used, reset := c.e.tpm.sum60(now)
-			if used >= l.share(*c.tpm) {
-				return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitTPM, Model: c.model, RetryAfter: max(reset, time.Second)}
-			}
-		}
-		if c.parallel != nil && c.e.inflight >= l.share(*c.parallel) {
-			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitParallel, Model: c.model, RetryAfter: time.Second}
+		if err := cs[i].rateErr(t.l, now); err != nil {
+			return err
 		}
 	}
 	for i := range cs {
-		c := &cs[i]
-		if c.rpm != nil {
-			c.e.rpm.add(l.share(*c.rpm), now)
-		}
-		if c.parallel != nil {
-			c.e.inflight++
+		cs[i].count(t.l, now)
+	}
+	return nil
+}
+
+// budgetErr rolls c's budget period to at and refuses a spent budget.
+func (c *check) budgetErr(at time.Time) *gateway.LimitError {
+	c.e.roll(at, c.duration, c.anchor)
+	if c.budget != nil && c.e.spend() >= *c.budget {
+		return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitBudget, Model: c.model}
+	}
+	return nil
+}
+
+// rateErr refuses a call c's rpm, tpm or parallel limit has no room for.
+func (c *check) rateErr(l *Limiter, now int64) *gateway.LimitError {
+	if c.rpm != nil {
+		if ok, wait := c.e.rpm.room(l.share(*c.rpm), now); !ok {
+			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitRPM, Model: c.model, RetryAfter: wait}
 		}
 	}
+	if c.tpm != nil {
+		used, reset := c.e.tpm.sum60(now)
+		if used >= l.share(*c.tpm) {
+			return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitTPM, Model: c.model, RetryAfter: max(reset, time.Second)}
+		}
+	}
+	if c.parallel != nil && c.e.inflight >= l.share(*c.parallel) {
+		return &gateway.LimitError{Layer: c.layer, Kind: gateway.LimitParallel, Model: c.model, RetryAfter: time.Second}
+	}
+	return nil
+}
+
+// count counts an admitted call against c.
+func (c *check) count(l *Limiter, now int64) {
+	if c.rpm != nil {
+		c.e.rpm.add(l.share(*c.rpm), now)
+	}
+	if c.parallel != nil {
+		c.e.inflight++
+	}
+}
+
+// Retarget moves an admitted, not yet done call to model group model: a
+// fallback (DESIGN §12). The key's limits for model must have room; they
+// then count the call, and its tokens, spend and daily usage go to model
+// when it is done. The limits of the key, team and user, and the request
+// already counted against the model group first asked for, stay as they
+// are. On a *gateway.LimitError the ticket is unchanged.
+func (t *Ticket) Retarget(p *gateway.Principal, model string) error {
+	if t == nil || t.done || model == t.model {
+		return nil
+	}
+	l := t.l
+	if l == nil {
+		return nil
+	}
+	next := l.ticket(p, model)
+	var fresh *check
+	for i := range next.checks[:next.n] {
+		if next.checks[i].model != "" {
+			fresh = &next.checks[i]
+		}
+	}
+	if fresh != nil {
+		at := l.now()
+		fresh.e.mu.Lock()
+		err := fresh.budgetErr(at)
+		if err == nil {
+			err = fresh.rateErr(l, at.UnixNano())
+		}
+		if err == nil {
+			fresh.count(l, at.UnixNano())
+		}
+		fresh.e.mu.Unlock()
+		if err != nil {
+			if l.obs != nil {
+				l.obs.Limited(err.Layer, err.Kind)
+			}
+			return err
+		}
+	}
+	// Swap the model check: drop the old one, put the new one after the
+	// key's own (the lock order of admit).
+	kept := t.checks[:0]
+	for _, c := range t.checks[:t.n] {
+		if c.model == "" {
+			kept = append(kept, c)
+		}
+	}
+	n := len(kept)
+	if fresh != nil {
+		copy(t.checks[2:n+1], t.checks[1:n])
+		t.checks[1] = *fresh
+		n++
+	}
+	t.n, t.model = n, model
 	return nil
 }
 

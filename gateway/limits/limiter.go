@@ -243,3 +243,7 @@ func parseDuration(s string) time.Duration {
 	}
 	return d
 }
+
+// Share returns this replica's share of a per-minute limit shared by
+// every replica (a deployment's rpm or tpm cap, DESIGN §12).
+func (l *Limiter) Share(limit int64) int64 { return l.share(limit) }

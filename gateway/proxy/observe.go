@@ -147,8 +147,15 @@ func (c *call) fail(d *gateway.Deployment, kind string, status int) {
 	}
 }
 
-// finish completes the outcome, ends the span and reports to the observer.
+// finish completes the outcome, ends the span and reports to the observer
+// and the router.
 func (p *Proxy) finish(c *call, req *Request) {
+	if d := c.served; d != nil {
+		if !c.first.IsZero() {
+			p.router.FirstByte(d, c.first.Sub(c.attemptStart))
+		}
+		p.router.End(d, c.usage.Total())
+	}
 	o := req.Outcome
 	if o == nil && p.observe == nil && c.span == nil {
 		return

@@ -1,15 +1,18 @@
 // Package proxy forwards authorized inference calls to upstream providers.
 //
 // It is one httputil.ReverseProxy (with Rewrite) whose transport tries the
-// deployments of a model group in turn: the start rotates per group across
-// calls, and a connection error, a timeout before the response headers, a 429
-// or a 5xx moves on to the next deployment. Nothing reaches the client until
-// an attempt answers, so failover never shows. Each attempt gets its own URL,
-// provider credential and a body whose "model" is the deployment's upstream
-// model; client credentials never leave the gateway.
+// deployments of a model group in the order the router gives (DESIGN §12:
+// weighted shuffle, least busy or fastest; capped deployments left out,
+// cooling ones last): a connection error, a timeout before the response
+// headers, a 429 or a 5xx moves on to the next deployment, up to
+// num_retries attempts after the first. Nothing reaches the client until
+// an attempt answers, so failover never shows. Each attempt gets its own
+// URL, provider credential and a body whose "model" is the deployment's
+// upstream model; client credentials never leave the gateway.
 //
 // Streams are copied unbuffered. A stream that breaks after its headers were
-// sent ends with one OpenAI error event and no [DONE].
+// sent, or stays silent longer than its stream_timeout, ends with one
+// OpenAI error event and no [DONE].
 package proxy
 
 import (
@@ -21,14 +24,14 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
-	"sync/atomic"
-	"time"
+		"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/mock"
 	"github.com/regate/gateway/gateway/openai"
+	"github.com/regate/gateway/gateway/router"
 )
 
 // DefaultAttemptTimeout bounds the wait for an upstream's response headers
@@ -58,6 +61,9 @@ type Config struct {
 	// Observer is called once per call, after it ended, with its outcome
 	// (metrics). Nil means none.
 	Observer func(*Outcome)
+	// Router orders deployments and keeps their state. Nil means
+	// router.New with LiteLLM's defaults.
+	Router *router.Router
 }
 
 // NewTransport returns the default upstream transport: a clone of
@@ -85,15 +91,17 @@ type Proxy struct {
 	attemptTimeout time.Duration
 	tracer         trace.Tracer
 	observe        func(*Outcome)
-	// next holds the rotation counter of each model group.
-	next sync.Map // string → *atomic.Uint64
+	router         *router.Router
 	// spanNames holds the upstream span name of each operation.
 	spanNames sync.Map // string → string
 }
 
 // New returns a Proxy. It does no I/O.
 func New(cfg Config) (*Proxy, error) {
-	p := &Proxy{network: cfg.Transport, log: cfg.Logger, attemptTimeout: cfg.AttemptTimeout, observe: cfg.Observer}
+	p := &Proxy{network: cfg.Transport, log: cfg.Logger, attemptTimeout: cfg.AttemptTimeout, observe: cfg.Observer, router: cfg.Router}
+	if p.router == nil {
+		p.router = router.New(router.Config{})
+	}
 	if cfg.TracerProvider != nil {
 		p.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
@@ -154,6 +162,10 @@ type Request struct {
 	// Group is the model group the deployments serve, reported in the
 	// X-Gateway-Model-Group header.
 	Group string
+	// PriorAttempts counts the attempts made for the same client call
+	// before this one (at groups fallen back from), for the
+	// X-Gateway-Attempts header.
+	PriorAttempts int
 	// Outcome, when not nil, is filled in before Serve returns.
 	Outcome *Outcome
 }
@@ -161,15 +173,20 @@ type Request struct {
 // call is the state of one Serve call, carried in the request context from
 // Serve through the ReverseProxy to the transport and back.
 type call struct {
-	req       *Request
-	order     []gateway.Deployment
+	req *Request
+	// order holds the indexes of req.Deployments in the order to try
+	// them; buf backs it for the usual small groups.
+	order     []int
+	buf       [8]int
 	clientCtx context.Context
 	// bodies caches the rewritten body per upstream model.
 	bodies map[string][]byte
 	// served is the deployment whose response is being copied.
 	served *gateway.Deployment
-	// attempts counts the deployments tried.
-	attempts int
+	// attempts counts the attempts made; attemptStart is when the
+	// current one started.
+	attempts     int
+	attemptStart time.Time
 	// err is the error Serve returns; set when nothing was written.
 	err error
 
@@ -223,7 +240,11 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 	if len(req.Deployments) == 0 {
 		return ErrNoDeployments
 	}
-	c := &call{req: &req, order: p.rotate(req.Deployments), start: time.Now(), method: r.Method}
+	c := &call{req: &req, start: time.Now(), method: r.Method}
+	c.order = p.router.Order(req.Deployments, c.buf[:0])
+	if len(c.order) == 0 {
+		return atCapacity()
+	}
 	c.trackUsage()
 	var ctx context.Context
 	ctx, c.span = p.startSpan(r.Context(), &req)
@@ -265,27 +286,6 @@ func (c *call) trackUsage() {
 	c.stripUsage, c.usageBody, c.usageFields = true, b, f
 }
 
-// rotate returns the deployments in the order to try them: config order
-// rotated by a per-group counter, so successive calls start at successive
-// deployments.
-func (p *Proxy) rotate(ds []gateway.Deployment) []gateway.Deployment {
-	if len(ds) == 1 {
-		return ds
-	}
-	key := ds[0].ModelName
-	v, ok := p.next.Load(key)
-	if !ok {
-		v, _ = p.next.LoadOrStore(key, new(atomic.Uint64))
-	}
-	start := int((v.(*atomic.Uint64).Add(1) - 1) % uint64(len(ds)))
-	if start == 0 {
-		return ds
-	}
-	out := make([]gateway.Deployment, 0, len(ds))
-	out = append(out, ds[start:]...)
-	return append(out, ds[:start]...)
-}
-
 // strippedRequestHeaders never reach an upstream: client credentials and
 // organisation headers (a stray OpenAI-Organization makes OpenAI answer 401),
 // cookies, and Expect (the body is already in hand).
@@ -325,7 +325,8 @@ func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	})
 }
 
-// Sentinel errors. An *UpstreamError wraps the first three.
+// Sentinel errors. An *UpstreamError wraps the first three and
+// ErrAtCapacity.
 var (
 	// ErrUpstreamUnavailable: no connection could be made to the upstream.
 	ErrUpstreamUnavailable = errors.New("upstream unavailable")
@@ -335,6 +336,9 @@ var (
 	ErrUpstreamStatus = errors.New("upstream error status")
 	// ErrNoDeployments: Serve was called without deployments.
 	ErrNoDeployments = errors.New("proxy: no deployments to call")
+	// ErrAtCapacity: every deployment of the group is at its rpm or tpm
+	// cap.
+	ErrAtCapacity = errors.New("every deployment is at its rpm or tpm cap")
 )
 
 // UpstreamError is an upstream failure to send to the client as is. Body is

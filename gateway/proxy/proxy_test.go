@@ -231,32 +231,29 @@ func checkEnvelope(tb testing.TB, body []byte, message, typ string, code any) {
 	}
 }
 
-func TestRotation(t *testing.T) {
+func TestShuffleSpreadsCalls(t *testing.T) {
 	var ups []*upstream
 	var deps []gateway.Deployment
 	for _, id := range []string{"a", "b", "c"} {
 		u := newUpstream(t, replying(200, "application/json", `{"from":"`+id+`"}`))
 		ups = append(ups, u)
-		deps = append(deps, dep(id, u.URL))
+		d := dep(id, u.URL)
+		d.Weight = 1 // equal weights: simple-shuffle picks at random
+		deps = append(deps, d)
 	}
 	p := newProxy(t, Config{})
 	gw, _ := newGateway(t, p, deps...)
-	other := dep("z", ups[0].URL)
-	other.ModelName = "other-group"
-	gwOther, _ := newGateway(t, p, other, dep("y", ups[1].URL))
-
-	var got []string
-	for i := range 7 {
-		if i == 3 {
-			// Another group's calls do not move this group's rotation.
-			post(t, gwOther, "/v1/chat/completions", "application/json", `{"model":"m"}`, nil)
-		}
+	const calls = 300
+	counts := map[string]int{}
+	for range calls {
 		_, body := post(t, gw, "/v1/chat/completions", "application/json", `{"model":"m"}`, nil)
-		got = append(got, string(body))
+		counts[string(body)]++
 	}
-	want := []string{`{"from":"a"}`, `{"from":"b"}`, `{"from":"c"}`, `{"from":"a"}`, `{"from":"b"}`, `{"from":"c"}`, `{"from":"a"}`}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("answers = %v, want %v", got, want)
+	// Binomial(300, 1/3): mean 100, sd 8.2; ±40 is about 5 sd.
+	for _, id := range []string{"a", "b", "c"} {
+		if n := counts[`{"from":"`+id+`"}`]; n < 60 || n > 140 {
+			t.Errorf("deployment %s answered %d of %d calls, want about %d (counts %v)", id, n, calls, calls/3, counts)
+		}
 	}
 	// Each deployment saw its own upstream model.
 	for i, u := range ups {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,16 @@ var streamFailed = func() []byte {
 	return b.Bytes()
 }()
 
+// streamSilent is the event that ends a stream whose upstream went silent
+// for longer than its stream_timeout.
+var streamSilent = func() []byte {
+	var b bytes.Buffer
+	_ = openai.WriteSSEError(&b, openai.ErrorBody{
+		Message: "upstream stream went silent for longer than its stream_timeout", Type: openai.TypeServer, Code: openai.String(codeUpstreamTimeout),
+	})
+	return b.Bytes()
+}()
+
 // modifyResponse turns an upstream 4xx into an error for Serve and prepares a
 // successful response for the client.
 func (p *Proxy) modifyResponse(res *http.Response) error {
@@ -38,7 +49,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	if res.StatusCode >= 400 {
 		c.fail(c.served, FailStatus, res.StatusCode)
-		return clientError(res, deployment, c.attempts)
+		return clientError(res, deployment, c.req.PriorAttempts+c.attempts)
 	}
 	h := res.Header
 	// Provider details that are not the client's business, and the
@@ -55,7 +66,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if g := c.req.Group; g != "" {
 		h.Set("X-Gateway-Model-Group", g)
 	}
-	h.Set("X-Gateway-Attempts", strconv.Itoa(c.attempts))
+	h.Set("X-Gateway-Attempts", strconv.Itoa(c.req.PriorAttempts+c.attempts))
 	g := &guardBody{rc: res.Body, call: c, log: p.log}
 	if isSSE(res) {
 		// The error event may follow; a declared length would forbid it.
@@ -243,6 +254,11 @@ func (g *guardBody) end(err error) {
 		g.final = io.EOF
 	case g.call.clientCtx.Err() != nil:
 		g.final = err
+	case errors.Is(err, errStreamSilent):
+		g.log.Warn("upstream stream went silent", append(g.call.logAttrs(), "error", err)...)
+		g.call.fail(g.call.served, FailTimeout, 0)
+		g.out = append(g.out, streamSilent...)
+		g.final = io.EOF
 	default:
 		g.log.Warn("upstream stream failed", append(g.call.logAttrs(), "error", err)...)
 		g.call.fail(g.call.served, FailStream, 0)

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/regate/gateway/gateway"
 	"github.com/regate/gateway/gateway/mock"
 	"github.com/regate/gateway/gateway/openai"
+	"github.com/regate/gateway/gateway/router"
 )
 
 // Providers with their own wire conventions.
@@ -52,30 +54,56 @@ func (f failover) RoundTrip(out *http.Request) (*http.Response, error) {
 	if c == nil {
 		return nil, errors.New("proxy: request did not come through Serve")
 	}
+	p := f.p
+	ds := c.req.Deployments
+	n := p.router.Attempts(len(c.order))
 	var last *failure
-	for i := range c.order {
-		d := &c.order[i]
+	for i := range n {
+		d := &ds[c.order[i%len(c.order)]]
 		c.attempts = i + 1
 		c.last = d
-		res, fail, err := f.p.attempt(out, c, d)
+		c.attemptStart = time.Now()
+		p.router.Start(d)
+		res, fail, err := p.attempt(out, c, d)
 		if err != nil {
+			p.router.End(d, 0)
 			return nil, err
 		}
 		if fail == nil {
-			c.served = d
+			c.served = d // router.End follows in finish, after the body
 			c.status = res.StatusCode
 			return res, nil
 		}
+		p.router.End(d, 0)
 		fail.deployment = d.ID
 		c.status = fail.status
 		c.fail(d, fail.kind(), fail.status)
-		f.p.log.Warn("upstream attempt failed",
+		var retryAfter time.Duration
+		if fail.status == http.StatusTooManyRequests {
+			retryAfter = router.ParseRetryAfter(fail.header.Get("Retry-After-Ms"), fail.header.Get("Retry-After"), time.Now())
+		}
+		cooled := p.router.Fail(d, retryAfter)
+		p.log.Warn("upstream attempt failed",
 			"operation", c.req.Operation, "model_group", d.ModelName, "deployment", d.ID,
-			"provider", d.Provider, "attempt", i+1, "of", len(c.order),
-			"status", fail.status, "error", fail.err)
+			"provider", d.Provider, "attempt", i+1, "of", n,
+			"status", fail.status, "error", fail.err, "cooldown", cooled)
 		last = fail
 	}
-	return nil, last.upstreamError(len(c.order))
+	return nil, last.upstreamError(c.req.PriorAttempts + n)
+}
+
+// atCapacity is the answer when every deployment of a group is at its
+// rpm or tpm cap: a 429 the client may retry.
+func atCapacity() *UpstreamError {
+	return &UpstreamError{
+		Status: http.StatusTooManyRequests,
+		Body: openai.MarshalEnvelope(openai.ErrorBody{
+			Message: "The model is at capacity; retry shortly.", Type: openai.TypeRateLimit, Code: openai.String(codeRateLimit),
+		}),
+		Retryable: true,
+		Header:    http.Header{"Retry-After": []string{"1"}},
+		Err:       ErrAtCapacity,
+	}
 }
 
 // failure is one failed attempt.
@@ -91,10 +119,7 @@ type failure struct {
 // on, or a failure to fail over from, or an error that ends the call (the
 // client went away, or the body cannot be rewritten).
 func (p *Proxy) attempt(out *http.Request, c *call, d *gateway.Deployment) (*http.Response, *failure, error) {
-	timeout := d.Timeout
-	if timeout <= 0 {
-		timeout = p.attemptTimeout
-	}
+	timeout := p.firstByteTimeout(c, d)
 	ctx, cancel := context.WithCancelCause(out.Context())
 	var timer *time.Timer
 	if timeout > 0 {
@@ -144,7 +169,45 @@ func (p *Proxy) attempt(out *http.Request, c *call, d *gateway.Deployment) (*htt
 		}, nil
 	}
 	res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
+	if silence := p.silence(c, d); silence > 0 {
+		res.Body = newSilenceGuard(res.Body, silence, cancel)
+	}
 	return res, nil, nil
+}
+
+// firstByteTimeout bounds the wait for d's response headers: for a
+// stream its stream_timeout, else its timeout; else the router's
+// defaults, else Config.AttemptTimeout.
+func (p *Proxy) firstByteTimeout(c *call, d *gateway.Deployment) time.Duration {
+	s := p.router.Settings()
+	if c.req.Stream {
+		if d.StreamTimeout > 0 {
+			return d.StreamTimeout
+		}
+		if d.Timeout <= 0 && s.StreamTimeout > 0 {
+			return s.StreamTimeout
+		}
+	}
+	switch {
+	case d.Timeout > 0:
+		return d.Timeout
+	case s.Timeout > 0:
+		return s.Timeout
+	}
+	return p.attemptTimeout
+}
+
+// silence is the longest a stream from d may go without a byte: its
+// stream_timeout, else the router's; 0 for no bound and for calls that
+// are not streams.
+func (p *Proxy) silence(c *call, d *gateway.Deployment) time.Duration {
+	if !c.req.Stream {
+		return 0
+	}
+	if d.StreamTimeout > 0 {
+		return d.StreamTimeout
+	}
+	return p.router.Settings().StreamTimeout
 }
 
 // kind is the failure's kind for Outcome.
@@ -385,4 +448,43 @@ func (c *call) logAttrs() []any {
 		attrs = append(attrs, "model_group", d.ModelName, "deployment", d.ID, "provider", d.Provider)
 	}
 	return attrs
+}
+
+// errStreamSilent ends a stream whose upstream sent nothing for longer
+// than its stream_timeout.
+var errStreamSilent = errors.New("upstream stream silent for longer than stream_timeout")
+
+// silenceGuard cancels an attempt whose body sends nothing for longer
+// than limit, and then fails every read with errStreamSilent. The timer
+// is reset by each read that brings bytes.
+type silenceGuard struct {
+	io.ReadCloser
+	limit time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+func newSilenceGuard(rc io.ReadCloser, limit time.Duration, cancel context.CancelCauseFunc) *silenceGuard {
+	g := &silenceGuard{ReadCloser: rc, limit: limit}
+	g.timer = time.AfterFunc(limit, func() {
+		g.fired.Store(true)
+		cancel(errStreamSilent)
+	})
+	return g
+}
+
+func (g *silenceGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if g.fired.Load() {
+		return 0, errStreamSilent
+	}
+	if n > 0 {
+		g.timer.Reset(g.limit)
+	}
+	return n, err
+}
+
+func (g *silenceGuard) Close() error {
+	g.timer.Stop()
+	return g.ReadCloser.Close()
 }

@@ -51,6 +51,8 @@ type Metrics struct {
 	upstreamDur     *prometheus.HistogramVec
 	upstreamTTFB    *prometheus.HistogramVec
 	upstreamErrors  *prometheus.CounterVec
+	cooldowns       *prometheus.CounterVec
+	fallbacks       *prometheus.CounterVec
 
 	// The series of each label set seen, so that a request looks its
 	// series up once instead of hashing its label values per metric
@@ -122,6 +124,14 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 		Help:    "Time to the first response body byte from the upstream, by provider and model group.",
 		Buckets: ttfbBuckets,
 	}, []string{"provider", "model_group"})
+	m.cooldowns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_deployment_cooldowns_total",
+		Help: "Deployments cooled down by provider, model group and reason (allowed_fails, retry_after).",
+	}, []string{"provider", "model_group", "reason"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_fallbacks_total",
+		Help: "Fallback targets tried by the model group fallen back from, kind (fallback, context_window, content_policy) and result (served, failed, denied, limited).",
+	}, []string{"model_group", "kind", "result"})
 	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_upstream_errors_total",
 		Help: "Upstream failures by provider, model group and kind (unavailable, timeout, status_3xx, status_4xx, status_429, status_5xx, stream).",
@@ -153,7 +163,7 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.requests, m.requestDuration, m.policyDuration, m.decisions,
-		m.upstreamDur, m.upstreamTTFB, m.upstreamErrors, buildInfo,
+		m.upstreamDur, m.upstreamTTFB, m.upstreamErrors, m.cooldowns, m.fallbacks, buildInfo,
 		counterFunc("gateway_principal_cache_hits_total", "Principal lookups answered by the cache.",
 			func() float64 { h, _, _ := cache(); return float64(h) }),
 		counterFunc("gateway_principal_cache_misses_total", "Principal lookups that asked the store.",
@@ -228,6 +238,20 @@ func (m *Metrics) ObserveUpstream(o *proxy.Outcome) {
 	if o.TTFB > 0 {
 		s.ttfb.Observe(o.TTFB.Seconds())
 	}
+}
+
+// Cooldown counts a deployment cooling down; it is the router's Observer.
+func (m *Metrics) Cooldown(d *gateway.Deployment, reason string) {
+	provider, group := m.deploymentLabels(d)
+	m.cooldowns.WithLabelValues(provider, group, reason).Inc()
+}
+
+// ObserveFallback counts one fallback target tried after group failed.
+func (m *Metrics) ObserveFallback(group, kind, result string) {
+	if !m.groups[group] {
+		group = OtherLabel
+	}
+	m.fallbacks.WithLabelValues(group, kind, result).Inc()
 }
 
 // upstream returns the upstream series of deployment d. Deployments come

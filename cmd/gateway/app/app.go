@@ -27,6 +27,7 @@ import (
 	"github.com/regate/gateway/gateway/httpapi"
 	"github.com/regate/gateway/gateway/limits"
 	"github.com/regate/gateway/gateway/proxy"
+	"github.com/regate/gateway/gateway/router"
 	"github.com/regate/gateway/gateway/telemetry"
 	"github.com/regate/gateway/rego"
 	"github.com/regate/gateway/store/memory"
@@ -249,14 +250,6 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	if err != nil {
 		return fail(err)
 	}
-	pcfg := proxy.Config{Transport: opts.Transport, Logger: log, TracerProvider: opts.TracerProvider}
-	if metrics != nil {
-		pcfg.Observer = metrics.ObserveUpstream
-	}
-	px, err := proxy.New(pcfg)
-	if err != nil {
-		return fail(err)
-	}
 	var usage gateway.UsageStore = memory.NewUsage()
 	if pg, ok := st.(*postgres.Store); ok {
 		usage = pg.Usage()
@@ -274,6 +267,16 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		stop()
 		_ = lim.Close(context.Background())
 		return nil, err
+	}
+	rcfg := router.Config{Settings: cfg.Router, Share: lim.Share}
+	pcfg := proxy.Config{Transport: opts.Transport, Logger: log, TracerProvider: opts.TracerProvider}
+	if metrics != nil {
+		pcfg.Observer, rcfg.Observer = metrics.ObserveUpstream, metrics
+	}
+	pcfg.Router = router.New(rcfg)
+	px, err := proxy.New(pcfg)
+	if err != nil {
+		return fail(err)
 	}
 	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log, Reports: lim, Spend: lim, Now: opts.Now})
 	if err != nil {
@@ -319,9 +322,11 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		TracerProvider: opts.TracerProvider,
 		Now:            opts.Now,
 		Limiter:        lim,
+		Fallbacks:      &cfg.Router,
 	}
 	if metrics != nil {
 		hcfg.Observer, hcfg.Metrics, hcfg.UsageObserver = metrics, metrics.Handler(), metrics
+		hcfg.FallbackObserver = metrics
 	}
 	h, err := httpapi.New(hcfg)
 	if err != nil {
