@@ -24,7 +24,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
-		"time"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
