@@ -74,6 +74,9 @@ type Options struct {
 	// DisableMetrics leaves GET /metrics unserved and records nothing
 	// (benchmark baselines).
 	DisableMetrics bool
+	// Serving sets TLS and the limits on clients; zero values mean plain
+	// HTTP and the default limits.
+	Serving Serving
 }
 
 // Gateway is a wired gateway, ready to Start.
@@ -99,12 +102,15 @@ type Gateway struct {
 	// Limiter enforces budgets and rate limits and counts usage.
 	Limiter *limits.Limiter
 
-	listen string
-	log    *slog.Logger
-	srv    *http.Server
-	ln     net.Listener
-	done   chan error
-	stop   context.CancelFunc
+	listen  string
+	serving Serving
+	// cert serves the TLS certificate; nil for plain HTTP.
+	cert *certFiles
+	log  *slog.Logger
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+	stop context.CancelFunc
 	// draining turns readiness false before shutdown.
 	draining *atomic.Bool
 
@@ -185,6 +191,16 @@ func Build(ctx context.Context, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A missing or broken key pair fails before the store is opened.
+	var cert *certFiles
+	if s := opts.Serving; s.TLS() {
+		if s.TLSCertFile == "" || s.TLSKeyFile == "" {
+			return nil, errors.New("tls: both a certificate and a key file are needed")
+		}
+		if cert, err = loadCertFiles(s.TLSCertFile, s.TLSKeyFile); err != nil {
+			return nil, err
+		}
+	}
 	eng, err := NewEngine(cfg, opts, log)
 	if err != nil {
 		return nil, err
@@ -201,6 +217,7 @@ func Build(ctx context.Context, opts Options) (*Gateway, error) {
 		st.Close()
 		return nil, err
 	}
+	g.cert, g.serving = cert, opts.Serving.withDefaults()
 	return g, nil
 }
 
@@ -351,15 +368,26 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	g.ln = ln
+	s := g.serving.withDefaults()
 	g.srv = &http.Server{
 		Handler: g.Handler,
-		// No WriteTimeout: it would cut long streams (NOTES).
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		// No WriteTimeout and no ReadTimeout: they would cut long streams
+		// and slow uploads (NOTES). Over TLS the header timeout bounds the
+		// handshake too.
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		// net/http reads headerSlack bytes past MaxHeaderBytes before it
+		// answers 431.
+		MaxHeaderBytes: s.MaxHeaderBytes - headerSlack,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	g.done = make(chan error, 1)
-	go func() { g.done <- g.srv.Serve(ln) }()
+	if g.cert != nil {
+		g.srv.TLSConfig = g.cert.tlsConfig()
+		go func() { g.done <- g.srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { g.done <- g.srv.Serve(ln) }()
+	}
 	g.Engine.Start(ctx)
 	return nil
 }

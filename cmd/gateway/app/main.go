@@ -22,7 +22,10 @@ commands:
   serve     run the gateway (default)
   check     validate a config and the policy, print warnings; exit 1 on errors
   migrate   apply the PostgreSQL schema migrations (needs --database-url)
-  healthcheck  exit 0 when the gateway at --listen is ready (container health checks)
+  healthcheck  exit 0 when the gateway at --listen is ready (container health checks);
+               over HTTPS when --tls-cert or GATEWAY_TLS_CERT is set, or when the
+               gateway answers that it wants HTTPS (the certificate is not verified:
+               the probe is local and sends nothing secret)
   version   print the version
 
 flags (serve, check):
@@ -44,6 +47,18 @@ flags (serve):
                         (env GATEWAY_SHUTDOWN_TIMEOUT); default 30s
   --metrics=false       do not serve GET /metrics nor record metrics
                         (env GATEWAY_METRICS); default true
+  --tls-cert FILE       serve HTTPS (and HTTP/2) with this PEM certificate chain
+                        (env GATEWAY_TLS_CERT); needs --tls-key; SIGHUP reloads
+                        both files for new connections; default plain HTTP
+  --tls-key FILE        the certificate's PEM private key (env GATEWAY_TLS_KEY)
+  --read-header-timeout D
+                        time a client has to send its request headers and finish
+                        the TLS handshake (env GATEWAY_READ_HEADER_TIMEOUT); default 10s
+  --max-header-bytes N  request line and header bytes; more gets 431
+                        (env GATEWAY_MAX_HEADER_BYTES); default 1048576 (1 MiB)
+  --idle-timeout D      close keep-alive connections idle for D
+                        (env GATEWAY_IDLE_TIMEOUT); default 2m0s
+  None of the last three cuts a long stream.
 
 Traces are exported over OTLP when the standard OTEL_* environment names an
 exporter or endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp).
@@ -77,6 +92,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	fset.StringVar(&opts.DecisionLog, "decision-log", getenv("GATEWAY_DECISION_LOG"), "decision log destination")
 	fset.StringVar(&opts.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL")
 	ops := addOpsFlags(fset, getenv)
+	srvFlags := addServingFlags(fset, getenv, &opts.Serving)
 
 	switch cmd {
 	case "version":
@@ -112,9 +128,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	case "migrate":
 		return migrate(ctx, opts.DatabaseURL, stdout, stderr)
 	case "healthcheck":
-		return healthcheck(ctx, opts.Listen, stdout, stderr)
+		return healthcheck(ctx, opts.Listen, opts.Serving.TLS(), stdout, stderr)
 	}
-	if err := ops.validate(); err != nil {
+	if err := errors.Join(ops.validate(), srvFlags.validate()); err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 2
 	}
@@ -225,9 +241,12 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 1
 	}
-	log.Info("gateway listening", "addr", g.Addr(), "version", Version(),
+	log.Info("gateway listening", "addr", g.Addr(), "tls", g.TLS(), "version", Version(),
 		"config", or(opts.ConfigPath, EmbeddedConfigName),
 		"deployments", len(g.Config.Deployments), "policy_revision", g.Engine.Revision())
+	if g.TLS() {
+		log.Info("serving HTTPS and HTTP/2; SIGHUP reloads the certificate", g.cert.logAttrs()...)
+	}
 	if g.Durable {
 		log.Info("using the PostgreSQL store")
 	} else {

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +36,9 @@ var EnvVars = []string{
 	"GATEWAY_CONFIG", "GATEWAY_LISTEN", "GATEWAY_BUNDLE", "DATABASE_URL",
 	"GATEWAY_MASTER_KEY", "LITELLM_MASTER_KEY",
 	"GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT", "GATEWAY_SHUTDOWN_TIMEOUT", "GATEWAY_DRAIN_DELAY",
+	"GATEWAY_METRICS", "GATEWAY_DECISION_LOG",
+	"GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY",
+	"GATEWAY_READ_HEADER_TIMEOUT", "GATEWAY_MAX_HEADER_BYTES", "GATEWAY_IDLE_TIMEOUT",
 }
 
 // opsOptions are the serve flags for logs and shutdown.
@@ -125,7 +130,13 @@ func drainAndStop(ctx context.Context, g *Gateway, o *opsOptions, log *slog.Logg
 
 // healthcheck asks a local gateway's /health/readiness (for container
 // health checks, where no curl is at hand) and returns 0 when it is ready.
-func healthcheck(ctx context.Context, listen string, stdout, stderr io.Writer) int {
+// It asks over HTTPS when useTLS (the serve flags name a certificate), or
+// when the plain request is answered that the gateway wants HTTPS, as it is
+// when the certificate came by flag in the container's command and the
+// health check does not see it. The certificate is not verified: it names
+// the public host, not loopback, and may come from a CA the container does
+// not trust; the probe carries no credentials and reads only a status.
+func healthcheck(ctx context.Context, listen string, useTLS bool, stdout, stderr io.Writer) int {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway healthcheck: listen address %q: %v\n", listen, err)
@@ -136,20 +147,40 @@ func healthcheck(ctx context.Context, listen string, stdout, stderr io.Writer) i
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	u := "http://" + net.JoinHostPort(host, port) + "/health/readiness"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	client := &http.Client{Transport: &http.Transport{
+		//nolint:gosec // a local readiness probe; see above.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	defer client.CloseIdleConnections()
+	ask := func(scheme string) (string, int, []byte, error) {
+		u := scheme + "://" + net.JoinHostPort(host, port) + "/health/readiness"
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return u, 0, nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return u, 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return u, resp.StatusCode, b, nil
+	}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	u, code, body, err := ask(scheme)
+	// net/http's TLS server answers a plain request with this 400.
+	if !useTLS && err == nil && code == http.StatusBadRequest && bytes.Contains(body, []byte("HTTP request to an HTTPS server")) {
+		u, code, _, err = ask("https")
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "gateway healthcheck:", err)
 		return 1
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintln(stderr, "gateway healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "gateway healthcheck: %s answered %d\n", u, resp.StatusCode)
+	if code != http.StatusOK {
+		fmt.Fprintf(stderr, "gateway healthcheck: %s answered %d\n", u, code)
 		return 1
 	}
 	fmt.Fprintln(stdout, "ready")

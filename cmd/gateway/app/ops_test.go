@@ -26,6 +26,12 @@ func TestOpsFlags(t *testing.T) {
 		{"negative flag", []string{"--drain-delay", "-2s"}, nil, "must not be negative"},
 		{"bad metrics env", nil, map[string]string{"GATEWAY_METRICS": "sometimes"}, "GATEWAY_METRICS"},
 		{"bad metrics flag", []string{"--metrics=sometimes"}, nil, "invalid boolean"},
+		{"cert without key", []string{"--tls-cert", "cert.pem"}, nil, "--tls-key"},
+		{"key env without cert", nil, map[string]string{"GATEWAY_TLS_KEY": "key.pem"}, "--tls-cert and --tls-key"},
+		{"bad header timeout env", nil, map[string]string{"GATEWAY_READ_HEADER_TIMEOUT": "soon"}, "GATEWAY_READ_HEADER_TIMEOUT"},
+		{"zero idle timeout flag", []string{"--idle-timeout", "0s"}, nil, "must be positive"},
+		{"bad header bytes env", nil, map[string]string{"GATEWAY_MAX_HEADER_BYTES": "1MiB"}, "GATEWAY_MAX_HEADER_BYTES"},
+		{"tiny header bytes flag", []string{"--max-header-bytes", "100"}, nil, "at least 8192"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,29 +44,42 @@ func TestOpsFlags(t *testing.T) {
 	}
 }
 
+// TestHealthcheck checks the healthcheck command against plain and TLS
+// listeners: over TLS it asks HTTPS when told by flag or environment, and
+// finds out by itself when the gateway answers that it wants HTTPS.
 func TestHealthcheck(t *testing.T) {
 	tests := []struct {
 		name   string
+		tls    bool
+		env    map[string]string
 		status int
 		want   int
 	}{
-		{"ready", http.StatusOK, 0},
-		{"draining", http.StatusServiceUnavailable, 1},
+		{"ready", false, nil, http.StatusOK, 0},
+		{"draining", false, nil, http.StatusServiceUnavailable, 1},
+		{"tls by env", true, map[string]string{"GATEWAY_TLS_CERT": "/certs/tls.crt", "GATEWAY_TLS_KEY": "/certs/tls.key"}, http.StatusOK, 0},
+		{"tls found out", true, nil, http.StatusOK, 0},
+		{"tls draining", true, nil, http.StatusServiceUnavailable, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path != "/health/readiness" {
 					http.NotFound(w, r)
 					return
 				}
 				w.WriteHeader(tc.status)
 			}))
+			if tc.tls {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
 			defer srv.Close()
 			// An unspecified listen host is asked on loopback.
 			port := srv.Listener.Addr().String()[strings.LastIndex(srv.Listener.Addr().String(), ":"):]
 			var out, errOut bytes.Buffer
-			if code := Main(t.Context(), []string{"healthcheck", "--listen", "0.0.0.0" + port}, &out, &errOut, env(nil)); code != tc.want {
+			if code := Main(t.Context(), []string{"healthcheck", "--listen", "0.0.0.0" + port}, &out, &errOut, env(tc.env)); code != tc.want {
 				t.Errorf("healthcheck against %d = exit %d (%s), want %d", tc.status, code, errOut.String(), tc.want)
 			}
 		})

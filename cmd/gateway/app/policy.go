@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 	// Policies name time zones (time.clock, time.weekday); embed the zone
 	// database so they work in images without /usr/share/zoneinfo.
@@ -101,24 +99,4 @@ func (g *Gateway) closePolicy() {
 	if g.dlogCloser != nil {
 		_ = g.dlogCloser.Close()
 	}
-}
-
-// reloadOnHUP reloads the policy bundles on each SIGHUP until ctx ends.
-func reloadOnHUP(ctx context.Context, g *Gateway, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: reloading policy bundles")
-				if err := g.Engine.Reload(ctx); err != nil {
-					log.Error("policy reload failed; the previous policy keeps serving", "error", err)
-				}
-			}
-		}
-	}()
 }
