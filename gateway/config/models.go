@@ -249,13 +249,12 @@ func (p *parser) deployment(i int, n *yaml.Node) (d gateway.Deployment, unserved
 		p.errorf(n.Line, "%s: missing litellm_params", label)
 		return d, "", false
 	}
+	capsOK := true
 	for _, f := range top {
-		if !p.cap(f, path+"."+f.key, &d) {
-			return d, "", false
-		}
+		capsOK = p.cap(f, path+"."+f.key, &d) && capsOK
 	}
 	unserved, ok = p.litellmParams(params, path+".litellm_params", label, n.Line, &d)
-	return d, unserved, ok
+	return d, unserved, ok && capsOK
 }
 
 // modelInfo reads model_info: access_groups, id, the limits and prices the
