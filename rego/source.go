@@ -155,7 +155,15 @@ func (s *source) fetchDir(force bool) (fs.FS, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() {
+		if d.Type()&fs.ModeSymlink != 0 {
+			// A Kubernetes ConfigMap or Secret volume holds its files as
+			// symlinks into a ..data directory (skipped above): follow
+			// links to files, not to directories.
+			st, err := os.Stat(p)
+			if err != nil || !st.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -179,9 +187,12 @@ func (s *source) fetchDir(force bool) (fs.FS, error) {
 	return m, nil
 }
 
-// skipDir leaves out version-control and editor folders.
+// skipDir leaves out version-control and editor folders, and the "..data"
+// and "..2026_…" folders behind a Kubernetes ConfigMap or Secret volume,
+// whose files are read through their symlinks instead.
 func skipDir(name string) bool {
-	return name == ".git" || name == ".hg" || name == ".svn" || name == ".idea" || name == ".vscode"
+	return name == ".git" || name == ".hg" || name == ".svn" || name == ".idea" || name == ".vscode" ||
+		strings.HasPrefix(name, "..")
 }
 
 // statDir fingerprints a directory tree by names, sizes and mod times.
@@ -197,6 +208,13 @@ func statDir(root string) (string, error) {
 		info, err := d.Info()
 		if err != nil {
 			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			// The target's size and time: a ConfigMap update swaps the
+			// ..data link and leaves the file links as they were.
+			if st, err := os.Stat(p); err == nil {
+				info = st
+			}
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p, info.Size(), info.ModTime().UnixNano())
 		return nil

@@ -169,7 +169,7 @@ func TestOpsComposeAndDockerfile(t *testing.T) {
 	if !ok {
 		t.Fatal("docker-compose.yml has no gateway service")
 	}
-	for _, name := range []string{"postgres", "mockupstream", "jaeger"} {
+	for _, name := range []string{"postgres", "mockupstream", "jaeger", "prometheus", "grafana"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Errorf("docker-compose.yml has no %s service", name)
 		}
@@ -380,6 +380,110 @@ func TestOpsComposeAndDockerfile(t *testing.T) {
 		}
 	})
 
+	t.Run("prometheus and grafana", func(t *testing.T) {
+		prom, graf := cf.Services["prometheus"], cf.Services["grafana"]
+		// mounted returns the host file or folder (relative to tests/) that
+		// svc mounts at path.
+		mounted := func(svc composeService, path string) string {
+			for _, v := range svc.Volumes {
+				if parts := strings.Split(v, ":"); len(parts) >= 2 && parts[1] == path {
+					return filepath.Join("..", parts[0])
+				}
+			}
+			return ""
+		}
+		readYAML := func(path string, v any) {
+			t.Helper()
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(b, v); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+		}
+
+		// Prometheus scrapes the gateway service on its listen port.
+		cfgPath := "/etc/prometheus/prometheus.yml"
+		for _, a := range prom.Command {
+			if v, ok := strings.CutPrefix(a, "--config.file="); ok {
+				cfgPath = v
+			}
+		}
+		host := mounted(prom, cfgPath)
+		if host == "" {
+			t.Fatalf("prometheus mounts nothing at its config %s: %v", cfgPath, prom.Volumes)
+		}
+		var pc struct {
+			ScrapeConfigs []struct {
+				JobName       string `yaml:"job_name"`
+				MetricsPath   string `yaml:"metrics_path"`
+				StaticConfigs []struct {
+					Targets []string `yaml:"targets"`
+				} `yaml:"static_configs"`
+			} `yaml:"scrape_configs"`
+		}
+		readYAML(host, &pc)
+		_, gwPort, _ := net.SplitHostPort(listen)
+		scraped := false
+		for _, sc := range pc.ScrapeConfigs {
+			for _, st := range sc.StaticConfigs {
+				if slices.Contains(st.Targets, "gateway:"+gwPort) && (sc.MetricsPath == "" || sc.MetricsPath == "/metrics") {
+					scraped = true
+				}
+			}
+		}
+		if !scraped {
+			t.Errorf("%s does not scrape gateway:%s/metrics: %+v", host, gwPort, pc.ScrapeConfigs)
+		}
+		if _, ok := prom.DependsOn["gateway"]; !ok {
+			t.Error("prometheus does not depend on gateway")
+		}
+
+		// Grafana's data source is that Prometheus; its dashboard provider
+		// reads a mounted folder that holds the regate dashboard.
+		var ds struct {
+			Datasources []struct {
+				Type string `yaml:"type"`
+				URL  string `yaml:"url"`
+			} `yaml:"datasources"`
+		}
+		dsHost := mounted(graf, "/etc/grafana/provisioning/datasources/regate.yaml")
+		if dsHost == "" {
+			t.Fatalf("grafana mounts no data source provisioning: %v", graf.Volumes)
+		}
+		readYAML(dsHost, &ds)
+		if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" {
+			t.Fatalf("%s: data sources %+v, want one prometheus", dsHost, ds.Datasources)
+		}
+		if u, err := url.Parse(ds.Datasources[0].URL); err != nil || u.Hostname() != "prometheus" ||
+			!slices.ContainsFunc(prom.Ports, func(p string) bool { return strings.HasSuffix(p, ":"+u.Port()) }) {
+			t.Errorf("data source URL %q, want http://prometheus:PORT on a port the prometheus service has (%v)", ds.Datasources[0].URL, prom.Ports)
+		}
+		var dp struct {
+			Providers []struct {
+				Options struct {
+					Path string `yaml:"path"`
+				} `yaml:"options"`
+			} `yaml:"providers"`
+		}
+		dpHost := mounted(graf, "/etc/grafana/provisioning/dashboards/regate.yaml")
+		if dpHost == "" {
+			t.Fatalf("grafana mounts no dashboard provisioning: %v", graf.Volumes)
+		}
+		readYAML(dpHost, &dp)
+		if len(dp.Providers) != 1 {
+			t.Fatalf("%s: providers %+v, want one", dpHost, dp.Providers)
+		}
+		dir := mounted(graf, dp.Providers[0].Options.Path)
+		if dir == "" || filepath.Join(dir, "regate.json") != filepath.Clean(dashboardPath) {
+			t.Errorf("grafana mounts %q at the provider's path %s, want the folder of %s", dir, dp.Providers[0].Options.Path, dashboardPath)
+		}
+		if p := graf.Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]; p != "" && p != dp.Providers[0].Options.Path+"/regate.json" {
+			t.Errorf("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH = %s, want the provisioned regate.json", p)
+		}
+	})
+
 	t.Run("readme", func(t *testing.T) {
 		b, err := os.ReadFile("../README.md")
 		if err != nil {
@@ -395,7 +499,7 @@ func TestOpsComposeAndDockerfile(t *testing.T) {
 			section = section[:j+3]
 		}
 		_, gwPort, _ := net.SplitHostPort(listen)
-		for _, want := range []string{"docker compose up", "localhost:" + gwPort, "localhost:16686", "/metrics", "sk-demo-compose-alice-0001"} {
+		for _, want := range []string{"docker compose up", "localhost:" + gwPort, "localhost:16686", "/metrics", "sk-demo-compose-alice-0001", "localhost:3000", "localhost:9090"} {
 			if !strings.Contains(section, want) {
 				t.Errorf("README's full-stack section does not mention %q", want)
 			}
