@@ -100,4 +100,22 @@ func TestUnservedDeployments(t *testing.T) {
 			}
 		}
 	})
+	t.Run("admin writes keep unserved entries", func(t *testing.T) {
+		// Updating the config key, whose allow-list names the unserved
+		// group claude, keeps working; so does a new key naming it. The
+		// entry permits nothing.
+		if r := g.admin(t, http.MethodPost, "/key/update", map[string]any{"key": key, "max_budget": 10}); r.Status != http.StatusOK {
+			t.Errorf("POST /key/update = %d %s, want 200", r.Status, r.Body)
+		}
+		var gen struct {
+			Key string `json:"key"`
+		}
+		mustJSON(t, g.admin(t, http.MethodPost, "/key/generate", map[string]any{"models": []string{"mini", "claude"}, "model_rpm_limit": map[string]int{"claude": 5}}), &gen)
+		if r := g.do(t, http.MethodPost, "/v1/chat/completions", gen.Key, "application/json", chatBody("claude")); r.Status != http.StatusNotFound {
+			t.Errorf("chat claude with the new key = %d, want 404", r.Status)
+		}
+		if r := g.do(t, http.MethodPost, "/v1/chat/completions", gen.Key, "application/json", chatBody("mini")); r.Status != http.StatusOK {
+			t.Errorf("chat mini with the new key = %d %s, want 200", r.Status, r.Body)
+		}
+	})
 }

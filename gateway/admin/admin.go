@@ -66,6 +66,11 @@ type Config struct {
 	// /team/info, /user/info and the lists show; nil shows spend 0 and
 	// budget_reset_at null.
 	Spend gateway.SpendReader
+	// Unserved reports whether a name refers only to deployments the
+	// gateway loads but does not serve (DESIGN §10.16): allow-list and
+	// model limit entries naming one are kept, as in the config, and
+	// permit nothing. Nil means none.
+	Unserved func(name string) bool
 }
 
 // API serves the admin endpoints. Create it with New; it is safe for
@@ -80,6 +85,8 @@ type API struct {
 	reports SpendReporter
 	// spendReader is Config.Spend; nil when not set.
 	spendReader gateway.SpendReader
+	// unserved is Config.Unserved; never nil.
+	unserved func(string) bool
 }
 
 // New returns an API for cfg.
@@ -102,6 +109,10 @@ func New(cfg Config) (*API, error) {
 		reports: cfg.Reports,
 
 		spendReader: cfg.Spend,
+		unserved:    cfg.Unserved,
+	}
+	if a.unserved == nil {
+		a.unserved = func(string) bool { return false }
 	}
 	if a.now == nil {
 		a.now = time.Now

@@ -272,7 +272,7 @@ func (a *API) checkModelLimits(m gateway.ModelLimits, keyAliases, teamAliases ma
 	}
 	for _, f := range fields {
 		for _, model := range f.names {
-			if !a.catalog.Resolve(model, keyAliases, teamAliases).Found {
+			if !a.catalog.Resolve(model, keyAliases, teamAliases).Found && !a.unserved(model) {
 				return badRequest(f.name, "Invalid %s: %q is not a model group, an alias or a name a wildcard deployment serves.", f.name, model)
 			}
 		}

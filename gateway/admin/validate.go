@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/regate/gateway/gateway"
@@ -102,7 +103,7 @@ func (a *API) validateKey(ctx context.Context, k *gateway.Key, team *gateway.Tea
 	if ps := a.aliasProblems(k.Aliases, teamAliases, nil, teamAliases); len(ps) > 0 {
 		return badRequest("aliases", "Invalid aliases: %s.", strings.Join(ps, "; "))
 	}
-	if err := a.catalog.CheckAllowList(k.Models, k.Aliases, teamAliases); err != nil {
+	if err := a.catalog.CheckAllowList(a.served(k.Models), k.Aliases, teamAliases); err != nil {
 		return badRequest("models", "Invalid models: %s.", problems(err))
 	}
 	if err := a.checkModelLimits(k.ModelLimits, k.Aliases, teamAliases); err != nil {
@@ -115,7 +116,9 @@ func (a *API) validateKey(ctx context.Context, k *gateway.Key, team *gateway.Tea
 	// the team's list: blocking is checked per request.
 	probe := *team
 	probe.Blocked = false
-	if err := access.KeyWithinTeam(ctx, a.catalog, a.authz, k, &probe, a.catalog.IsAccessGroup); err != nil {
+	kp := *k
+	kp.Models = a.served(k.Models)
+	if err := access.KeyWithinTeam(ctx, a.catalog, a.authz, &kp, &probe, a.catalog.IsAccessGroup); err != nil {
 		if errors.Unwrap(err) != nil {
 			// A policy evaluation failure, not a refusal.
 			return fmt.Errorf("validate key models: %w", err)
@@ -125,12 +128,21 @@ func (a *API) validateKey(ctx context.Context, k *gateway.Key, team *gateway.Tea
 	return nil
 }
 
+// served drops the entries that name only unserved deployments: they are
+// kept, as the config keeps them, and permit nothing (DESIGN §10.16).
+func (a *API) served(models []string) []string {
+	if !slices.ContainsFunc(models, a.unserved) {
+		return models
+	}
+	return slices.DeleteFunc(slices.Clone(models), a.unserved)
+}
+
 // validateTeam checks a team about to be stored.
 func (a *API) validateTeam(t *gateway.Team) error {
 	if ps := a.aliasProblems(nil, t.ModelAliases, nil, nil); len(ps) > 0 {
 		return badRequest("model_aliases", "Invalid model_aliases: %s.", strings.Join(ps, "; "))
 	}
-	if err := a.catalog.CheckAllowList(t.Models, nil, t.ModelAliases); err != nil {
+	if err := a.catalog.CheckAllowList(a.served(t.Models), nil, t.ModelAliases); err != nil {
 		return badRequest("models", "Invalid models: %s.", problems(err))
 	}
 	return nil
@@ -155,7 +167,7 @@ func (a *API) validateUser(u *gateway.User) error {
 	if !validRole(u.Role) {
 		return badRequest("user_role", "Invalid user_role %q: want one of %s.", u.Role, strings.Join(userRoles, ", "))
 	}
-	if err := a.catalog.CheckAllowList(u.Models, nil, nil); err != nil {
+	if err := a.catalog.CheckAllowList(a.served(u.Models), nil, nil); err != nil {
 		return badRequest("models", "Invalid models: %s.", problems(err))
 	}
 	return nil

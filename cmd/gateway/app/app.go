@@ -295,7 +295,7 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 	if err != nil {
 		return fail(err)
 	}
-	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log, Reports: lim, Spend: lim, Now: opts.Now})
+	adm, err := admin.New(admin.Config{Store: st, Catalog: cfg.Catalog, Authorizer: eng, Logger: log, Reports: lim, Spend: lim, Now: opts.Now, Unserved: cfg.UnservedName})
 	if err != nil {
 		return fail(err)
 	}
