@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -48,17 +47,7 @@ type fallbackServers struct {
 func startFallbackGateway(t *testing.T, opts app.Options, keyExtra string) (*gw, *fallbackServers) {
 	t.Helper()
 	s := &fallbackServers{newDeploymentServer(t), newDeploymentServer(t), newDeploymentServer(t), newDeploymentServer(t), newDeploymentServer(t)}
-	config := fallbackConfig
-	for i, d := range []*deploymentServer{s.primary, s.secret, s.backup, s.big, s.safe} {
-		config = strings.ReplaceAll(config, "{{"+strconv.Itoa(i)+"}}", d.URL)
-	}
-	config += `
-general_settings:
-  master_key: sk-master-test-0000
-gateway_settings:
-  keys:
-    - {key: ` + routingKey + `, key_alias: routing, models: [` + fallbackAllow + `]` + keyExtra + `}
-`
+	config := serversConfig(fallbackConfig, s.primary, s.secret, s.backup, s.big, s.safe) + routingKeyConfig(fallbackAllow+"]"+keyExtra+"}")
 	return startGatewayWith(t, config, nil, opts), s
 }
 

@@ -70,17 +70,27 @@ func status(code int, errCode string, header ...string) http.HandlerFunc {
 // {{0}}, {{1}}, ...; the key routingKey may call what allow lists.
 func routingGateway(t *testing.T, config string, allow string, servers ...*deploymentServer) *gw {
 	t.Helper()
+	return startGateway(t, serversConfig(config, servers...)+routingKeyConfig(allow+"]}"), nil)
+}
+
+// serversConfig replaces {{0}}, {{1}}, ... in config by the servers' URLs.
+func serversConfig(config string, servers ...*deploymentServer) string {
 	for i, s := range servers {
 		config = strings.ReplaceAll(config, "{{"+strconv.Itoa(i)+"}}", s.URL)
 	}
-	config += `
+	return config
+}
+
+// routingKeyConfig is the master key and routingKey, whose entry ends
+// with rest (its allow-list's last names, "]", more fields and "}").
+func routingKeyConfig(rest string) string {
+	return `
 general_settings:
   master_key: sk-master-test-0000
 gateway_settings:
   keys:
-    - {key: ` + routingKey + `, key_alias: routing, models: [` + allow + `]}
+    - {key: ` + routingKey + `, key_alias: routing, models: [` + rest + `
 `
-	return startGateway(t, config, nil)
 }
 
 func routedChat(t *testing.T, g *gw, model string) response {

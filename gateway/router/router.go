@@ -281,30 +281,30 @@ func shuffle(ds []gateway.Deployment, idx []int) {
 
 // leastBusy orders idx by calls in flight, fewest first, ties at random.
 func (r *Router) leastBusy(ds []gateway.Deployment, idx []int) {
-	rand.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
-	var busy [16]int64
-	key := busy[:0]
-	for _, i := range idx {
-		key = append(key, r.state(ds[i].ID).inflight.Load())
-	}
-	sortBy(idx, key)
+	r.orderBy(ds, idx, func(st *state) int64 { return st.inflight.Load() })
 }
 
 // fastest orders idx by recent time to first byte, unmeasured deployments
 // first so that they get measured; one call in exploreOneIn puts another
 // deployment first.
 func (r *Router) fastest(ds []gateway.Deployment, idx []int) {
-	rand.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
-	var lat [16]int64
-	key := lat[:0]
-	for _, i := range idx {
-		key = append(key, r.state(ds[i].ID).ttfb.Load())
-	}
-	sortBy(idx, key)
+	r.orderBy(ds, idx, func(st *state) int64 { return st.ttfb.Load() })
 	if rand.IntN(exploreOneIn) == 0 {
 		j := 1 + rand.IntN(len(idx)-1)
 		idx[0], idx[j] = idx[j], idx[0]
 	}
+}
+
+// orderBy orders idx by a figure of each deployment's state, lowest
+// first, ties at random.
+func (r *Router) orderBy(ds []gateway.Deployment, idx []int, figure func(*state) int64) {
+	rand.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
+	var buf [16]int64
+	key := buf[:0]
+	for _, i := range idx {
+		key = append(key, figure(r.state(ds[i].ID)))
+	}
+	sortBy(idx, key)
 }
 
 // sortBy sorts idx by key (parallel slices) with an insertion sort: groups
