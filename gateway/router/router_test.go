@@ -282,3 +282,34 @@ func BenchmarkOrder(b *testing.B) {
 		}
 	})
 }
+
+// TestConcurrentCalls runs the router's whole call cycle from many
+// goroutines at once (for the race detector) and checks that the counts
+// add up.
+func TestConcurrentCalls(t *testing.T) {
+	r := New(Config{Settings: Settings{Strategy: LeastBusy}})
+	ds := deps("a", "b", "c")
+	ds[0].RPM, ds[1].TPM = 1e9, 1e12
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			var buf [8]int
+			for range 2000 {
+				o := r.Order(ds, buf[:0])
+				d := &ds[o[0]]
+				r.Start(d)
+				r.FirstByte(d, time.Millisecond)
+				if o[0] == 2 {
+					r.Fail(d, 0)
+				}
+				r.End(d, 10)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range ds {
+		if n := r.InFlight(&ds[i]); n != 0 {
+			t.Errorf("%s: %d in flight after every call ended", ds[i].ID, n)
+		}
+	}
+}
