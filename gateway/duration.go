@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,9 @@ import (
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 || n > 365*1000 {
+		// !(n >= 0) refuses NaN too; a time.Duration holds about 292
+		// years, and converting a larger float is undefined.
+		if err != nil || !(n >= 0) || n*float64(24*time.Hour) >= math.MaxInt64 {
 			return 0, fmt.Errorf("invalid duration %q: want a number and a unit (s, m, h, d)", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil
