@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -49,6 +51,8 @@ func (p *parser) document(data []byte) *yaml.Node {
 		if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+		} else {
+			line = unnumberedErrorLine(data)
 		}
 		p.errorf(line, "invalid YAML: %s", msg)
 		return nil
@@ -59,6 +63,37 @@ func (p *parser) document(data []byte) *yaml.Node {
 	root := doc.Content[0]
 	p.checkDuplicates(root)
 	return root
+}
+
+// unnumberedErrorLine is the line of a YAML error reported without one.
+// The YAML library leaves the line out of errors on the first line and of
+// those its reader raises (invalid UTF-8, a character YAML does not allow),
+// wherever they are; those are found again here.
+func unnumberedErrorLine(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if (r == utf8.RuneError && size == 1) || !yamlAllowed(r) {
+			return bytes.Count(data[:i], []byte("\n")) + 1
+		}
+		i += size
+	}
+	return 1
+}
+
+// yamlAllowed reports whether YAML 1.1 allows r in a document: tab, the
+// line breaks and the printable characters.
+func yamlAllowed(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		return true
+	case r < 0x20 || r == 0x7f:
+		return false
+	case r < 0x7f:
+		return true
+	case r < 0xa0:
+		return false
+	}
+	return r <= 0xd7ff || (r >= 0xe000 && r <= 0xfffd) || r >= 0x10000
 }
 
 // checkDuplicates reports every mapping key defined twice, anywhere in the
