@@ -184,6 +184,26 @@ func TestErrorFormat(t *testing.T) {
 	}
 }
 
+// TestYAMLErrorLines: the YAML errors the library reports without a line
+// (on the first line, and its reader's wherever they are) still name one.
+func TestYAMLErrorLines(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       wantProblem
+	}{
+		{"tab on line 1", "\tmodel_list: []\n", wantProblem{1, "cannot start any token"}},
+		{"control character", "model_list: []\nrouter_settings: {}\nx: \x01\n", wantProblem{3, "control characters"}},
+		{"invalid UTF-8", "model_list: []\n\nx: \xff\n", wantProblem{3, "UTF-8"}},
+		{"numbered by the library", "model_list: []\nb: @x\n", wantProblem{2, "cannot start any token"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := parseProblems(t, []byte(tc.data), nil)
+			checkProblems(t, "problems", e.Problems, []wantProblem{tc.want})
+		})
+	}
+}
+
 func TestParseNilEnvUsesEnvironment(t *testing.T) {
 	t.Setenv("CONFIG_TEST_MASTER", "sk-from-env")
 	cfg, err := Parse(doc(`

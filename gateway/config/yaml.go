@@ -52,7 +52,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
 		} else {
-			line = unnumberedErrorLine(data)
+			line = unnumberedErrorLine(data, msg)
 		}
 		p.errorf(line, "invalid YAML: %s", msg)
 		return nil
@@ -65,11 +65,14 @@ func (p *parser) document(data []byte) *yaml.Node {
 	return root
 }
 
-// unnumberedErrorLine is the line of a YAML error reported without one.
-// The YAML library leaves the line out of errors on the first line and of
-// those its reader raises (invalid UTF-8, a character YAML does not allow),
-// wherever they are; those are found again here.
-func unnumberedErrorLine(data []byte) int {
+// unnumberedErrorLine is the line of a YAML error (message msg) reported
+// without one. The YAML library leaves the line out of errors on the first
+// line and of those its reader raises (invalid UTF-8, a character YAML
+// does not allow) wherever they are; those are found again here.
+func unnumberedErrorLine(data []byte, msg string) int {
+	if !strings.Contains(msg, "UTF-8") && !strings.Contains(msg, "control characters") && !strings.Contains(msg, "Unicode") {
+		return 1
+	}
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
 		if (r == utf8.RuneError && size == 1) || !yamlAllowed(r) {
