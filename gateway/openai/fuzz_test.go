@@ -238,7 +238,7 @@ func FuzzScanMultipart(f *testing.F) {
 				(len(models) == 1 && models[0] != got) {
 				t.Fatalf("ScanMultipart(%q, %q) = %q; mime/multipart reads models %q (ok %t)", body, ct, got, models, ok)
 			}
-			if !strings.ContainsAny(other, "\r\n") {
+			if !strings.ContainsAny(other, "\r\n") && !strings.HasPrefix(other, "--"+params["boundary"]) {
 				out, err := ReplaceMultipartModel(body, ct, other)
 				if err != nil {
 					t.Fatalf("ReplaceMultipartModel(%q, %q, %q) error = %v", body, ct, other, err)

@@ -182,6 +182,11 @@ func ReplaceMultipartModel(body []byte, contentType, model string) ([]byte, erro
 	if strings.ContainsAny(model, "\r\n") {
 		return nil, &gateway.BadRequestError{Param: "model", Message: "The model name must not contain line breaks."}
 	}
+	// A part whose content starts with the dash-boundary ends right there
+	// for mime/multipart and most readers.
+	if strings.HasPrefix(model, "--"+mp.boundary) {
+		return nil, &gateway.BadRequestError{Param: "model", Message: "The model name must not start with the multipart boundary."}
+	}
 	i, err := mp.modelPart()
 	if err != nil {
 		return nil, err

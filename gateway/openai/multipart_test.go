@@ -209,6 +209,7 @@ func TestReplaceMultipartModelErrors(t *testing.T) {
 		model string
 	}{
 		{"line break in model", body, ct, "a\r\n--x"},
+		{"model starting with the boundary", body, ct, "--" + ct[strings.Index(ct, "boundary=")+len("boundary="):] + "x"},
 		{"duplicate model", dup, dupCT, "m"},
 		{"not multipart", body, "text/plain", "m"},
 	}

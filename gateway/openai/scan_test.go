@@ -90,6 +90,9 @@ func TestScanJSONErrors(t *testing.T) {
 		{"duplicate escaped model", `{"model":"a","\u006dodel":"b"}`, "model", `duplicate key "model"`},
 		{"duplicate other key", `{"model":"a","messages":[],"messages":[]}`, "messages", `duplicate key "messages"`},
 		{"duplicate stream", `{"stream":true,"stream":false}`, "stream", `duplicate key "stream"`},
+		// encoding/json reads both keys as "\ufffd".
+		{"duplicate after UTF-8 repair", "{\"a\xf8\":1,\"a\xf9\":2}", "a\ufffd", "duplicate key"},
+		{"duplicate lone surrogate", "{\"\\udc00\":1,\"\xff\":2}", "\ufffd", "duplicate key"},
 		{"model case variant", `{"model":"a","Model":"b"}`, "model", `"Model"`},
 		{"model case variant alone", `{"MODEL":"b"}`, "model", `only by case`},
 		{"model kelvin-free fold", `{"modeL":"b"}`, "model", `only by case`},
