@@ -12,11 +12,13 @@ import (
 )
 
 // splitReader returns s in reads whose lengths come from sizes (cycled; a
-// zero gives an empty read), then io.EOF.
+// zero gives an empty read, but never two in a row: a reader that returns
+// nothing forever is broken), then io.EOF.
 type splitReader struct {
 	s     []byte
 	sizes []byte
 	i     int
+	empty bool // the last read was empty
 }
 
 func (r *splitReader) Read(p []byte) (int, error) {
@@ -28,6 +30,10 @@ func (r *splitReader) Read(p []byte) (int, error) {
 		n = int(r.sizes[r.i%len(r.sizes)])
 		r.i++
 	}
+	if n == 0 && r.empty {
+		n = 1
+	}
+	r.empty = n == 0
 	n = min(n, len(r.s), len(p))
 	copy(p, r.s[:n])
 	r.s = r.s[n:]
