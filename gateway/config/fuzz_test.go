@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regate/gateway/examples"
 )
 
-// FuzzParse feeds the config loader arbitrary documents. It never panics;
+// FuzzParse feeds the config loader arbitrary documents. It never panics
+// and ends (aliases and merge keys cannot expand without end);
 // a config it refuses gives an *Error whose every problem names its line
 // (DESIGN §4: an error comes "with its line"), and that prints as
 // "file:line: message".
@@ -38,7 +40,22 @@ func FuzzParse(f *testing.F) {
 		if len(data) > 16<<10 {
 			return
 		}
-		cfg, err := parse(data, env, testNow)
+		// A parse that does not end is a failure too (the fuzzer alone
+		// only stalls on it): report the input.
+		var (
+			cfg  *Config
+			err  error
+			done = make(chan struct{})
+		)
+		go func() {
+			defer close(done)
+			cfg, err = parse(data, env, testNow)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("parse(%q) has not ended after 20s", data)
+		}
 		if err == nil {
 			if cfg == nil {
 				t.Fatalf("parse(%q) = nil, nil", data)

@@ -22,6 +22,47 @@ type parser struct {
 	// droppedGlobal are the global aliases dropped because their target
 	// names only unserved deployments.
 	droppedGlobal map[string]bool
+	// merging holds the mappings whose merge keys, and aliasing the alias
+	// targets whose values, are being expanded, to refuse cycles; merges
+	// counts the merge keys being expanded, and expanded the fields and
+	// values that merges and aliases brought in, against maxExpansion.
+	merging, aliasing map[*yaml.Node]bool
+	merges, expanded  int
+}
+
+// maxExpansion bounds the mapping fields and values that aliases and merge
+// keys may bring into one config: a few lines of aliases that each refer
+// to the one before twice ("billion laughs") would otherwise expand
+// without end. What the document spells out is not counted.
+const maxExpansion = 1 << 20
+
+// expand counts n expanded fields or values and reports whether the
+// budget allows them; the first time it does not, it reports a problem.
+func (p *parser) expand(n, line int, path string) bool {
+	if p.expanded > maxExpansion {
+		return false
+	}
+	p.expanded += n
+	if p.expanded > maxExpansion {
+		p.errorf(line, "%s: aliases and merge keys expand to too many values", path)
+		return false
+	}
+	return true
+}
+
+// enter adds n to the set of nodes being expanded; it reports false, and a
+// problem, when n is in it already: n refers to itself through an alias or
+// a merge key.
+func (p *parser) enter(set *map[*yaml.Node]bool, n *yaml.Node, line int, path string) bool {
+	if *set == nil {
+		*set = make(map[*yaml.Node]bool)
+	}
+	if (*set)[n] {
+		p.errorf(line, "%s: an alias or merge key refers to a value that contains it", path)
+		return false
+	}
+	(*set)[n] = true
+	return true
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -150,6 +191,10 @@ func (p *parser) mapping(n *yaml.Node, path string) (fields []field, ok bool) {
 		p.errorf(n.Line, "%s: want a mapping, got %s", path, describe(n))
 		return nil, false
 	}
+	if (p.merges > 0 && !p.expand(len(n.Content)/2, n.Line, path)) || !p.enter(&p.merging, n, n.Line, path) {
+		return nil, false
+	}
+	defer delete(p.merging, n)
 	seen := make(map[string]bool)
 	var merged []field
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -191,6 +236,8 @@ func (p *parser) mergeFields(v *yaml.Node, path string) []field {
 		p.errorf(v.Line, "%s: merge key needs a mapping or a list of mappings", path)
 		return nil
 	}
+	p.merges++
+	defer func() { p.merges-- }()
 	var out []field
 	for _, s := range srcs {
 		fs, _ := p.mapping(s, path)
@@ -341,9 +388,19 @@ func (p *parser) metadata(n *yaml.Node, path string) (map[string]any, bool) {
 // value converts a node to the JSON data model: map[string]any, []any,
 // string, int64, float64, bool or nil. Timestamps stay strings as written.
 func (p *parser) value(n *yaml.Node, path string, depth int) (any, bool) {
-	n = deref(n)
+	if n.Kind == yaml.AliasNode {
+		line := n.Line
+		n = deref(n)
+		if !p.enter(&p.aliasing, n, line, path) {
+			return nil, false
+		}
+		defer delete(p.aliasing, n)
+	}
 	if depth > 64 {
 		p.errorf(n.Line, "%s: nested too deeply", path)
+		return nil, false
+	}
+	if len(p.aliasing) > 0 && !p.expand(1, n.Line, path) {
 		return nil, false
 	}
 	switch n.Kind {
