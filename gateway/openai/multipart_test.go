@@ -130,6 +130,9 @@ func TestScanMultipartErrors(t *testing.T) {
 		{"smuggled delimiter", smuggled, ct, "", "ambiguous"},
 		{"transfer encoding on model", qp, ct, "model", "Content-Transfer-Encoding"},
 		{"empty body", nil, ct, "", "no boundary"},
+		{"boundary with a CR", []byte("--\r--"), "multipart/form-data; boundary*=utf-8''%0D", "", "with a boundary"},
+		{"boundary ending in a space", []byte("--a \r\n\r\nx\r\n--a --"), `multipart/form-data; boundary="a "`, "", "with a boundary"},
+		{"boundary of 71 characters", good, "multipart/form-data; boundary=" + strings.Repeat("a", 71), "", "with a boundary"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
