@@ -62,7 +62,16 @@ func splitMultipart(body []byte, contentType string) (*mpBody, error) {
 	delims := 1
 	for {
 		// After a delimiter: "--" closes, otherwise optional padding and CRLF.
+		// A close delimiter too ends its line (RFC 2046): "--b--x" is no
+		// close for mime/multipart.
 		if bytes.HasPrefix(body[pos:], []byte("--")) {
+			end := pos + 2
+			for end < len(body) && (body[end] == ' ' || body[end] == '\t') {
+				end++
+			}
+			if end < len(body) && !bytes.HasPrefix(body[end:], []byte("\r\n")) {
+				return nil, multipartError("malformed closing boundary")
+			}
 			break
 		}
 		for pos < len(body) && (body[pos] == ' ' || body[pos] == '\t') {
