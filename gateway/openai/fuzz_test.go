@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/regate/gateway/gateway"
@@ -218,6 +220,11 @@ func FuzzScanMultipart(f *testing.F) {
 	f.Add(crlf("--b \t\nContent-Disposition: form-data; name=model\nContent-Transfer-Encoding: quoted-printable\n\na=3Db\n--b--"), "b", "m\xff", "x\r\n--b")
 	f.Add(crlf("--b\nContent-Disposition: form-data; name=\"other\"\n\n--b\n--b--"), "b", "", "")
 	f.Fuzz(func(t *testing.T, body []byte, boundary, model, other string) {
+		// The fuzzer only stalls on an input that never ends: report it.
+		stop := time.AfterFunc(20*time.Second, func() {
+			panic(fmt.Sprintf("FuzzScanMultipart(%q, %q, %q, %q) has not ended after 20s", body, boundary, model, other))
+		})
+		defer stop.Stop()
 		ct := mime.FormatMediaType("multipart/form-data", map[string]string{"boundary": boundary})
 		if ct == "" {
 			ct = "multipart/form-data; boundary=" + boundary
