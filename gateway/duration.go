@@ -12,7 +12,8 @@ import (
 // ParseDuration parses a duration as the admin API and gateway_settings write
 // them (DESIGN §10.15): a number and a unit, "30s", "10m", "1h", "30d". It
 // also accepts everything time.ParseDuration does ("1h30m", "50ms"). Negative
-// durations are refused. Budget periods (Limits.BudgetDuration,
+// durations, and more days than a time.Duration holds (106751), are
+// refused. Budget periods (Limits.BudgetDuration,
 // ModelBudget.TimePeriod) are written this way.
 func ParseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok && days != "" {
