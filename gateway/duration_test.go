@@ -26,6 +26,10 @@ func TestParseDuration(t *testing.T) {
 		{"ten days", 0, true},
 		{"", 0, true},
 		{"3w", 0, true},
+		{"NaNd", 0, true},
+		{"106751d", 106751 * 24 * time.Hour, false},
+		{"106752d", 0, true}, // more than a time.Duration holds
+		{"365000d", 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

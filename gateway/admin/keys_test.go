@@ -138,6 +138,8 @@ func TestKeyGenerateRefused(t *testing.T) {
 		{"zero duration", `{"duration": "0d"}`, "duration", []string{`"0d"`}},
 		{"metadata array", `{"metadata": [1, 2]}`, "metadata", []string{"JSON object", "an array"}},
 		{"metadata string", `{"metadata": "x"}`, "metadata", []string{"JSON object", "a string"}},
+		{"metadata number out of range", `{"metadata": {"a": [1e400]}}`, "metadata", []string{"out of range"}},
+		{"null body", `null`, "", []string{"JSON object"}},
 		{"custom key without sk-", `{"key": "abcdefghijklmnop"}`, "key", []string{`"sk-"`}},
 		{"custom key too short", `{"key": "sk-abc"}`, "key", []string{"at least"}},
 	}

@@ -31,7 +31,10 @@ func decodeBody(r *http.Request, v any) error {
 		return badRequest("", "The request body must be a JSON object.")
 	}
 	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
+	// Decoded as a raw value first: decoding null into v would succeed
+	// and leave v as it was, as if the body were {}.
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		return jsonError(err, reflect.TypeOf(v))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -40,6 +43,12 @@ func decodeBody(r *http.Request, v any) error {
 			return err
 		}
 		return badRequest("", "The request body must hold exactly one JSON object.")
+	}
+	if raw[0] != '{' {
+		return badRequest("", "The request body must be a JSON object.")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return jsonError(err, reflect.TypeOf(v))
 	}
 	return nil
 }
@@ -139,7 +148,34 @@ func parseMetadata(raw json.RawMessage) (md map[string]any, ok bool, err error) 
 	if md == nil {
 		md = map[string]any{}
 	}
+	if !finiteNumbers(md) {
+		return nil, false, badRequest("metadata", "Invalid metadata: a number is out of range.")
+	}
 	return md, true, nil
+}
+
+// finiteNumbers reports whether every number in a decoded JSON value fits
+// a float64: stores and the policy read metadata back as JSON, where 1e400
+// would fail every later read of the record.
+func finiteNumbers(v any) bool {
+	switch v := v.(type) {
+	case json.Number:
+		_, err := strconv.ParseFloat(string(v), 64)
+		return err == nil
+	case map[string]any:
+		for _, e := range v {
+			if !finiteNumbers(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if !finiteNumbers(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // jsonKind names the kind of a JSON value from its first byte.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,6 +183,63 @@ func TestErrorFormat(t *testing.T) {
 	if got := (Warning{Line: 3, Message: "x: ignored"}).String(); got != "line 3: x: ignored" {
 		t.Errorf("Warning.String() = %q, want %q", got, "line 3: x: ignored")
 	}
+}
+
+// TestYAMLErrorLines: the YAML errors the library reports without a line
+// (on the first line, and its reader's wherever they are) still name one.
+func TestYAMLErrorLines(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       wantProblem
+	}{
+		{"tab on line 1", "\tmodel_list: []\n", wantProblem{1, "cannot start any token"}},
+		{"control character", "model_list: []\nrouter_settings: {}\nx: \x01\n", wantProblem{3, "control characters"}},
+		{"invalid UTF-8", "model_list: []\n\nx: \xff\n", wantProblem{3, "UTF-8"}},
+		{"numbered by the library", "model_list: []\nb: @x\n", wantProblem{2, "cannot start any token"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := parseProblems(t, []byte(tc.data), nil)
+			checkProblems(t, "problems", e.Problems, []wantProblem{tc.want})
+		})
+	}
+}
+
+// TestAliasExpansion: aliases and merge keys that refer to what contains
+// them, or that expand exponentially, are problems, not a stack overflow
+// or a parse that never ends.
+func TestAliasExpansion(t *testing.T) {
+	laughs := "gateway_settings:\n  keys:\n  - key: sk-12345678901\n    metadata:\n      l0: &l0 [a, b, c, d, e, f, g, h, i, j]\n"
+	for i := 1; i < 9; i++ {
+		laughs += fmt.Sprintf("      l%d: &l%d [%s*l%d]\n", i, i, strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 9), i-1)
+	}
+	mergeLaughs := "m0: &m0 {x: 1, y: 2}\n"
+	for i := 1; i < 40; i++ {
+		mergeLaughs += fmt.Sprintf("m%d: &m%d {<<: [*m%d, *m%d]}\n", i, i, i-1, i-1)
+	}
+	mergeLaughs += "general_settings:\n  <<: *m39\n"
+	tests := []struct {
+		name, data, want string
+	}{
+		{"root merges itself", "&a {<<: *a}\n", "refers to a value that contains it"},
+		{"section merges itself", "general_settings: &a\n  <<: [*a, *a]\n", "refers to a value that contains it"},
+		{"metadata holds itself", "gateway_settings:\n  keys: [{key: sk-12345678901, metadata: &a {x: [*a, *a]}}]\n", "refers to a value that contains it"},
+		{"values expand exponentially", laughs, "expand to too many values"},
+		{"merges expand exponentially", mergeLaughs, "expand to too many values"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := parseProblems(t, []byte(tc.data), nil)
+			if len(e.Problems) == 0 || !strings.Contains(e.Problems[0].Message, tc.want) || e.Problems[0].Line < 1 {
+				t.Errorf("problems = %v, want one with a line containing %q", e.Problems, tc.want)
+			}
+		})
+	}
+	// Aliases used a few times are fine.
+	mustParse(t, doc(`
+gateway_settings:
+  keys: [{key: sk-12345678901, metadata: {x: &b [1], y: *b, z: [*b, *b]}}]
+`), nil)
 }
 
 func TestParseNilEnvUsesEnvironment(t *testing.T) {

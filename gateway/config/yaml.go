@@ -1,12 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -22,6 +24,47 @@ type parser struct {
 	droppedGlobal map[string]bool
 	// router collects the router settings (router.go).
 	router routerDraft
+	// merging holds the mappings whose merge keys, and aliasing the alias
+	// targets whose values, are being expanded, to refuse cycles; merges
+	// counts the merge keys being expanded, and expanded the fields and
+	// values that merges and aliases brought in, against maxExpansion.
+	merging, aliasing map[*yaml.Node]bool
+	merges, expanded  int
+}
+
+// maxExpansion bounds the mapping fields and values that aliases and merge
+// keys may bring into one config: a few lines of aliases that each refer
+// to the one before twice ("billion laughs") would otherwise expand
+// without end. What the document spells out is not counted.
+const maxExpansion = 1 << 20
+
+// expand counts n expanded fields or values and reports whether the
+// budget allows them; the first time it does not, it reports a problem.
+func (p *parser) expand(n, line int, path string) bool {
+	if p.expanded > maxExpansion {
+		return false
+	}
+	p.expanded += n
+	if p.expanded > maxExpansion {
+		p.errorf(line, "%s: aliases and merge keys expand to too many values", path)
+		return false
+	}
+	return true
+}
+
+// enter adds n to the set of nodes being expanded; it reports false, and a
+// problem, when n is in it already: n refers to itself through an alias or
+// a merge key.
+func (p *parser) enter(set *map[*yaml.Node]bool, n *yaml.Node, line int, path string) bool {
+	if *set == nil {
+		*set = make(map[*yaml.Node]bool)
+	}
+	if (*set)[n] {
+		p.errorf(line, "%s: an alias or merge key refers to a value that contains it", path)
+		return false
+	}
+	(*set)[n] = true
+	return true
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -51,6 +94,8 @@ func (p *parser) document(data []byte) *yaml.Node {
 		if m := yamlErrLine.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+		} else {
+			line = unnumberedErrorLine(data, msg)
 		}
 		p.errorf(line, "invalid YAML: %s", msg)
 		return nil
@@ -61,6 +106,40 @@ func (p *parser) document(data []byte) *yaml.Node {
 	root := doc.Content[0]
 	p.checkDuplicates(root)
 	return root
+}
+
+// unnumberedErrorLine is the line of a YAML error (message msg) reported
+// without one. The YAML library leaves the line out of errors on the first
+// line and of those its reader raises (invalid UTF-8, a character YAML
+// does not allow) wherever they are; those are found again here.
+func unnumberedErrorLine(data []byte, msg string) int {
+	if !strings.Contains(msg, "UTF-8") && !strings.Contains(msg, "control characters") && !strings.Contains(msg, "Unicode") {
+		return 1
+	}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if (r == utf8.RuneError && size == 1) || !yamlAllowed(r) {
+			return bytes.Count(data[:i], []byte("\n")) + 1
+		}
+		i += size
+	}
+	return 1
+}
+
+// yamlAllowed reports whether YAML 1.1 allows r in a document: tab, the
+// line breaks and the printable characters.
+func yamlAllowed(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		return true
+	case r < 0x20 || r == 0x7f:
+		return false
+	case r < 0x7f:
+		return true
+	case r < 0xa0:
+		return false
+	}
+	return r <= 0xd7ff || (r >= 0xe000 && r <= 0xfffd) || r >= 0x10000
 }
 
 // checkDuplicates reports every mapping key defined twice, anywhere in the
@@ -114,6 +193,10 @@ func (p *parser) mapping(n *yaml.Node, path string) (fields []field, ok bool) {
 		p.errorf(n.Line, "%s: want a mapping, got %s", path, describe(n))
 		return nil, false
 	}
+	if (p.merges > 0 && !p.expand(len(n.Content)/2, n.Line, path)) || !p.enter(&p.merging, n, n.Line, path) {
+		return nil, false
+	}
+	defer delete(p.merging, n)
 	seen := make(map[string]bool)
 	var merged []field
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -155,6 +238,8 @@ func (p *parser) mergeFields(v *yaml.Node, path string) []field {
 		p.errorf(v.Line, "%s: merge key needs a mapping or a list of mappings", path)
 		return nil
 	}
+	p.merges++
+	defer func() { p.merges-- }()
 	var out []field
 	for _, s := range srcs {
 		fs, _ := p.mapping(s, path)
@@ -305,9 +390,19 @@ func (p *parser) metadata(n *yaml.Node, path string) (map[string]any, bool) {
 // value converts a node to the JSON data model: map[string]any, []any,
 // string, int64, float64, bool or nil. Timestamps stay strings as written.
 func (p *parser) value(n *yaml.Node, path string, depth int) (any, bool) {
-	n = deref(n)
+	if n.Kind == yaml.AliasNode {
+		line := n.Line
+		n = deref(n)
+		if !p.enter(&p.aliasing, n, line, path) {
+			return nil, false
+		}
+		defer delete(p.aliasing, n)
+	}
 	if depth > 64 {
 		p.errorf(n.Line, "%s: nested too deeply", path)
+		return nil, false
+	}
+	if len(p.aliasing) > 0 && !p.expand(1, n.Line, path) {
 		return nil, false
 	}
 	switch n.Kind {

@@ -43,7 +43,7 @@ func splitMultipart(body []byte, contentType string) (*mpBody, error) {
 		return nil, multipartError("the Content-Type must be multipart/form-data with a boundary")
 	}
 	boundary := params["boundary"]
-	if boundary == "" || len(boundary) > 70 {
+	if !validBoundary(boundary) {
 		return nil, multipartError("the Content-Type must be multipart/form-data with a boundary")
 	}
 	delim := []byte("--" + boundary)
@@ -62,7 +62,16 @@ func splitMultipart(body []byte, contentType string) (*mpBody, error) {
 	delims := 1
 	for {
 		// After a delimiter: "--" closes, otherwise optional padding and CRLF.
+		// A close delimiter too ends its line (RFC 2046): "--b--x" is no
+		// close for mime/multipart.
 		if bytes.HasPrefix(body[pos:], []byte("--")) {
+			end := pos + 2
+			for end < len(body) && (body[end] == ' ' || body[end] == '\t') {
+				end++
+			}
+			if end < len(body) && !bytes.HasPrefix(body[end:], []byte("\r\n")) {
+				return nil, multipartError("malformed closing boundary")
+			}
 			break
 		}
 		for pos < len(body) && (body[pos] == ' ' || body[pos] == '\t') {
@@ -105,6 +114,25 @@ func splitMultipart(body []byte, contentType string) (*mpBody, error) {
 		return nil, multipartError("ambiguous line endings around a boundary")
 	}
 	return mp, nil
+}
+
+// validBoundary reports whether b is a boundary as RFC 2046 §5.1.1 allows
+// it: 1 to 70 of its characters, not ending in a space. Others (a CR, say,
+// which a Content-Type can carry RFC 2231-encoded) split differently or
+// not at all in other readers.
+func validBoundary(b string) bool {
+	if b == "" || len(b) > 70 || b[len(b)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("'()+_,-./:=? ", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func parsePartHeader(hdr []byte) (mpPart, error) {
@@ -181,6 +209,11 @@ func ReplaceMultipartModel(body []byte, contentType, model string) ([]byte, erro
 	}
 	if strings.ContainsAny(model, "\r\n") {
 		return nil, &gateway.BadRequestError{Param: "model", Message: "The model name must not contain line breaks."}
+	}
+	// A part whose content starts with the dash-boundary ends right there
+	// for mime/multipart and most readers.
+	if strings.HasPrefix(model, "--"+mp.boundary) {
+		return nil, &gateway.BadRequestError{Param: "model", Message: "The model name must not start with the multipart boundary."}
 	}
 	i, err := mp.modelPart()
 	if err != nil {

@@ -130,6 +130,10 @@ func TestScanMultipartErrors(t *testing.T) {
 		{"smuggled delimiter", smuggled, ct, "", "ambiguous"},
 		{"transfer encoding on model", qp, ct, "model", "Content-Transfer-Encoding"},
 		{"empty body", nil, ct, "", "no boundary"},
+		{"close delimiter with trailing text", append(good[:len(good)-2:len(good)-2], "x\r\n"...), ct, "", "closing boundary"},
+		{"boundary with a CR", []byte("--\r--"), "multipart/form-data; boundary*=utf-8''%0D", "", "with a boundary"},
+		{"boundary ending in a space", []byte("--a \r\n\r\nx\r\n--a --"), `multipart/form-data; boundary="a "`, "", "with a boundary"},
+		{"boundary of 71 characters", good, "multipart/form-data; boundary=" + strings.Repeat("a", 71), "", "with a boundary"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,6 +213,7 @@ func TestReplaceMultipartModelErrors(t *testing.T) {
 		model string
 	}{
 		{"line break in model", body, ct, "a\r\n--x"},
+		{"model starting with the boundary", body, ct, "--" + ct[strings.Index(ct, "boundary=")+len("boundary="):] + "x"},
 		{"duplicate model", dup, dupCT, "m"},
 		{"not multipart", body, "text/plain", "m"},
 	}

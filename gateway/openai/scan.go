@@ -54,7 +54,8 @@ func parseError(format string, args ...any) error {
 
 // ScanJSON reads the fields the gateway needs from a request body. The body
 // must be exactly one valid JSON object (surrounding whitespace allowed).
-// Top-level keys must be unique after unescaping, and no key may differ from
+// Top-level keys must be unique after unescaping (and replacing invalid
+// UTF-8 with U+FFFD, as encoding/json does), and no key may differ from
 // "model" or "stream" only by case: an upstream that matches keys
 // case-insensitively (Go's encoding/json does) would otherwise read a model
 // the gateway never checked. "model", when present, must be a string of valid
@@ -88,12 +89,7 @@ func ScanJSON(body []byte) (RequestFields, error) {
 			if err != nil {
 				return f, err
 			}
-			raw := s.b[keyStart+1 : s.i-1]
-			key := raw
-			if escaped {
-				dec, _ := unquote(raw)
-				key = []byte(dec)
-			}
+			key := decodeKey(s.b[keyStart+1:s.i-1], escaped)
 			if err := checkKey(&seen, key); err != nil {
 				return f, err
 			}
@@ -146,6 +142,28 @@ func ScanJSON(body []byte) (RequestFields, error) {
 	}
 	f.scanned = true
 	return f, nil
+}
+
+// decodeKey decodes a member name (without quotes) as encoding/json does:
+// escapes resolved when escaped is set, and each byte that is not valid
+// UTF-8 replaced by U+FFFD. Two names that an upstream decodes to the same
+// key are then the same key here too.
+func decodeKey(raw []byte, escaped bool) []byte {
+	key := raw
+	if escaped {
+		dec, _ := unquote(raw)
+		key = []byte(dec)
+	}
+	if utf8.Valid(key) {
+		return key
+	}
+	out := make([]byte, 0, len(key)+8)
+	for i := 0; i < len(key); {
+		r, size := utf8.DecodeRune(key[i:])
+		out = utf8.AppendRune(out, r) // RuneError for a bad byte
+		i += size
+	}
+	return out
 }
 
 // keySet detects duplicate top-level keys: a slice for the usual handful of
@@ -419,7 +437,7 @@ func Members(body []byte) ([]Member, error) {
 		if _, err := s.scanString(); err != nil {
 			return nil, err
 		}
-		key, _ := unquote(s.b[keyStart+1 : s.i-1])
+		key := string(decodeKey(s.b[keyStart+1:s.i-1], true))
 		s.skipWS()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
 			return nil, s.errUnexpected("':'")
