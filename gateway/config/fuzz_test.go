@@ -32,6 +32,9 @@ func FuzzParse(f *testing.F) {
 		"gateway_settings:\n  keys: [{key: sk-12345678901, models: [nowhere], duration: 30x}]\n",
 		"x: &a [*a]\n", "- 1\n", "\t", "model_list: {}\n", "general_settings: {master_key: os.environ/NOPE}\n",
 		"a: !!binary zz\n", "%YAML 1.1\n---\na: 1\n...\n---\nb: 2\n",
+		"model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, weight: 2, rpm: 5, stream_timeout: 1}\n    tpm: 9\n" +
+			"router_settings:\n  routing_strategy: least-busy\n  num_retries: 2\n  fallbacks: [{a: [b]}, {\"*\": [a]}]\n" +
+			"litellm_settings:\n  default_fallbacks: [a]\n  context_window_fallbacks: [{a: [a]}]\n  request_timeout: 3\n",
 	} {
 		f.Add([]byte(s))
 	}
