@@ -10,9 +10,9 @@ import (
 )
 
 // goroutineSlack is how many goroutines above its baseline a gateway may
-// keep once a fault is over: pooled upstream connections and the
-// scrape's own connection come and go.
-const goroutineSlack = 10
+// keep once a fault is over: pooled upstream connections (two goroutines
+// each) come and go. A call left hanging holds four or more.
+const goroutineSlack = 6
 
 // goroutines reads go_goroutines from the gateway's GET /metrics.
 func goroutines(tb testing.TB, client *http.Client, base string) int {
@@ -47,6 +47,7 @@ func (g *runningGateway) healthy(tb testing.TB, client *http.Client, base string
 	for {
 		n := goroutines(tb, client, base)
 		if n <= baseline+goroutineSlack {
+			tb.Logf("goroutines after the fault: %d (baseline %d)", n, baseline)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,26 +134,27 @@ func startFaultUpstream(tb testing.TB) *faultUpstream {
 	return u
 }
 
-// waitCancelled fails tb unless the upstream reports model's request
+// waitCancelled fails tb unless the upstream reports n requests for model
 // cancelled within 5 s.
-func (u *faultUpstream) waitCancelled(tb testing.TB, model string) {
+func (u *faultUpstream) waitCancelled(tb testing.TB, model string, n int) {
 	tb.Helper()
 	deadline := time.After(5 * time.Second)
-	for {
+	for n > 0 {
 		select {
 		case got := <-u.cancelled:
 			if got == model {
-				return
+				n--
 			}
 		case <-deadline:
-			tb.Errorf("the upstream request for %s was not cancelled within 5s", model)
+			tb.Errorf("%d upstream requests for %s were not cancelled within 5s", n, model)
 			return
 		}
 	}
 }
 
 // faultCall posts a chat call for model and returns the response with
-// its body unread.
+// its body unread. It may run in a goroutine of its own: on error it
+// reports it and returns an empty response.
 func faultCall(tb testing.TB, client *http.Client, base, model string, stream bool) *http.Response {
 	tb.Helper()
 	body := fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"user","content":"hi"}]}`, model, stream)
@@ -164,9 +166,24 @@ func faultCall(tb testing.TB, client *http.Client, base, model string, stream bo
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		tb.Fatalf("POST %s: %v", model, err)
+		tb.Errorf("POST %s: %v", model, err)
+		return &http.Response{Body: io.NopCloser(strings.NewReader(""))}
 	}
 	return resp
+}
+
+// concurrently runs call n times at once and waits for them: a fault
+// that leaked goroutines would leak n times as many.
+func concurrently(n int, call func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call()
+		}()
+	}
+	wg.Wait()
 }
 
 // sseEvents reads an event stream to its end and returns the data of
@@ -191,7 +208,8 @@ func sseEvents(tb testing.TB, r io.Reader) ([]string, error) {
 // client's answer ends within the bound that applies (timeout,
 // stream_timeout, the response limit), the upstream request is
 // cancelled, and the process is healthy afterwards: readiness 200 and its
-// goroutines back to their baseline.
+// goroutines back to their baseline. Each fault is met by three calls at
+// once, so that a leak would show well above the baseline's noise.
 func TestFaultUpstream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
@@ -213,19 +231,26 @@ func TestFaultUpstream(t *testing.T) {
 	base0 := baseline(t, probe, base)
 	t.Logf("baseline: %d goroutines", base0)
 
-	const timeout = time.Second // the deployments' timeout and stream_timeout
+	const (
+		timeout = time.Second // the deployments' timeout and stream_timeout
+		// Each fault is met by this many calls at once.
+		calls = 3
+	)
 
 	t.Run("stall before headers", func(t *testing.T) {
-		start := time.Now()
-		resp := faultCall(t, client, base, "stall-headers", false)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		within(t, "the answer", time.Since(start), timeout*8/10, timeout+2*time.Second)
-		e := decodeError(t, b)
-		if resp.StatusCode != http.StatusGatewayTimeout || e.Error.Code == nil || *e.Error.Code != "upstream_timeout" {
-			t.Errorf("stall before headers = %d %s, want 504 upstream_timeout", resp.StatusCode, b)
-		}
-		up.waitCancelled(t, "stall-headers")
+		concurrently(calls, func() {
+			start := time.Now()
+			resp := faultCall(t, client, base, "stall-headers", false)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			within(t, "the answer", time.Since(start), timeout*8/10, timeout+2*time.Second)
+			var e errorEnvelope
+			err := json.Unmarshal(b, &e)
+			if resp.StatusCode != http.StatusGatewayTimeout || err != nil || e.Error.Code == nil || *e.Error.Code != "upstream_timeout" {
+				t.Errorf("stall before headers = %d %s, want 504 and an upstream_timeout envelope", resp.StatusCode, b)
+			}
+		})
+		up.waitCancelled(t, "stall-headers", calls)
 		g.healthy(t, probe, base, base0)
 	})
 
@@ -237,47 +262,53 @@ func TestFaultUpstream(t *testing.T) {
 		{"stall-mid-stream", 2},
 	} {
 		t.Run(tc.model, func(t *testing.T) {
-			start := time.Now()
-			resp := faultCall(t, client, base, tc.model, true)
-			events, err := sseEvents(t, resp.Body)
-			resp.Body.Close()
-			within(t, "the stream", time.Since(start), timeout*8/10, timeout+2*time.Second)
-			if err != nil {
-				t.Errorf("stream read error %v, want a clean end after the error event", err)
-			}
-			if resp.StatusCode != http.StatusOK || len(events) != tc.chunks+1 ||
-				!strings.Contains(events[len(events)-1], `"code":"upstream_timeout"`) || strings.Contains(strings.Join(events, "\n"), "[DONE]") {
-				t.Errorf("stream = %d %q, want 200, %d chunks, one upstream_timeout error event and no [DONE]", resp.StatusCode, events, tc.chunks)
-			}
-			up.waitCancelled(t, tc.model)
+			concurrently(calls, func() {
+				start := time.Now()
+				resp := faultCall(t, client, base, tc.model, true)
+				events, err := sseEvents(t, resp.Body)
+				resp.Body.Close()
+				within(t, "the stream", time.Since(start), timeout*8/10, timeout+2*time.Second)
+				if err != nil {
+					t.Errorf("stream read error %v, want a clean end after the error event", err)
+				}
+				if resp.StatusCode != http.StatusOK || len(events) != tc.chunks+1 ||
+					!strings.Contains(events[len(events)-1], `"code":"upstream_timeout"`) || strings.Contains(strings.Join(events, "\n"), "[DONE]") {
+					t.Errorf("stream = %d %q, want 200, %d chunks, one upstream_timeout error event and no [DONE]", resp.StatusCode, events, tc.chunks)
+				}
+			})
+			up.waitCancelled(t, tc.model, calls)
 			g.healthy(t, probe, base, base0)
 		})
 	}
 
 	t.Run("JSON body stalls after headers", func(t *testing.T) {
-		start := time.Now()
-		resp := faultCall(t, client, base, "stall-body", false)
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		within(t, "the answer", time.Since(start), timeout*8/10, timeout+2*time.Second)
-		// Headers went out; the body can only be cut.
-		if resp.StatusCode != http.StatusOK || err == nil {
-			t.Errorf("stalled body = %d, %q, read error %v; want 200 and the body cut (a read error)", resp.StatusCode, b, err)
-		}
-		up.waitCancelled(t, "stall-body")
+		concurrently(calls, func() {
+			start := time.Now()
+			resp := faultCall(t, client, base, "stall-body", false)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			within(t, "the answer", time.Since(start), timeout*8/10, timeout+2*time.Second)
+			// Headers went out; the body can only be cut.
+			if resp.StatusCode != http.StatusOK || err == nil {
+				t.Errorf("stalled body = %d, %q, read error %v; want 200 and the body cut (a read error)", resp.StatusCode, b, err)
+			}
+		})
+		up.waitCancelled(t, "stall-body", calls)
 		g.healthy(t, probe, base, base0)
 	})
 
 	t.Run("endless JSON body", func(t *testing.T) {
-		start := time.Now()
-		resp := faultCall(t, client, base, "endless", false)
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		within(t, "the answer", time.Since(start), 0, 5*time.Second)
-		if err == nil || n > faultLimit {
-			t.Errorf("endless body: %d bytes, read error %v; want it cut (a read error) at most %d bytes in", n, err, faultLimit)
-		}
-		up.waitCancelled(t, "endless")
+		concurrently(calls, func() {
+			start := time.Now()
+			resp := faultCall(t, client, base, "endless", false)
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			within(t, "the answer", time.Since(start), 0, 5*time.Second)
+			if err == nil || n > faultLimit {
+				t.Errorf("endless body: %d bytes, read error %v; want it cut (a read error) at most %d bytes in", n, err, faultLimit)
+			}
+		})
+		up.waitCancelled(t, "endless", calls)
 		g.healthy(t, probe, base, base0)
 	})
 
