@@ -130,9 +130,11 @@ type Engine struct {
 	pollEvery time.Duration
 	fileEvery time.Duration
 	client    *http.Client
-	// fetchTimeout bounds each URL fetch; fetchCtx, ended by Close
-	// (stopFetches), is the parent of every fetch, and fetches counts the
-	// fetch goroutines.
+	// fetchTimeout bounds each URL fetch; fetches counts the fetch
+	// goroutines. fetchCtx is the parent of every fetch and load they
+	// make, ended by Close (stopFetches): a context kept in the struct
+	// because those outlive the Reload or poll that started them, and no
+	// caller's context would be right for them.
 	fetchTimeout time.Duration
 	fetchCtx     context.Context
 	stopFetches  context.CancelFunc
