@@ -91,6 +91,11 @@ type Config struct {
 	// FilePollInterval is how often Start checks directories and tarballs
 	// for changes; zero means DefaultFilePollInterval.
 	FilePollInterval time.Duration
+	// FetchTimeout bounds each fetch of a bundle-service URL (request,
+	// answer and body), at start and in every poll and reload; zero means
+	// DefaultFetchTimeout. A source that hangs is given up on after it,
+	// and never holds up the other sources or later reloads.
+	FetchTimeout time.Duration
 	// HTTPClient fetches URL bundles; nil means http.DefaultClient.
 	HTTPClient *http.Client
 	// skipCheck leaves out the probe evaluations of check.go, so that tests
@@ -115,24 +120,33 @@ type Engine struct {
 	// comparisons.
 	noListMemo bool
 	cur        atomic.Pointer[state]
-	loadMu     sync.Mutex // serialises Load, Reload and polls
+	loadMu     sync.Mutex // serialises Load and the loads of fetched bundles
 	cands      candidateCache
 
-	static      []bundleInput // Config.Bundles, or what Load was given
-	sources     []*source     // Config.Sources
-	verify      *bundle.VerificationConfig
-	runTests    bool
-	pollEvery   time.Duration
-	fileEvery   time.Duration
-	client      *http.Client
-	skipCheck   bool
-	status      statusTracker
-	watch       watcher
-	keys        recordCache[gateway.Key] // keys not expired
-	expiredKeys recordCache[gateway.Key]
-	teams       recordCache[gateway.Team]
-	users       recordCache[gateway.User]
-	spend       spendSource
+	static    []bundleInput // Config.Bundles, or what Load was given
+	sources   []*source     // Config.Sources
+	verify    *bundle.VerificationConfig
+	runTests  bool
+	pollEvery time.Duration
+	fileEvery time.Duration
+	client    *http.Client
+	// fetchTimeout bounds each URL fetch; fetches counts the fetch
+	// goroutines. fetchCtx is the parent of every fetch and load they
+	// make, ended by Close (stopFetches): a context kept in the struct
+	// because those outlive the Reload or poll that started them, and no
+	// caller's context would be right for them.
+	fetchTimeout time.Duration
+	fetchCtx     context.Context
+	stopFetches  context.CancelFunc
+	fetches      sync.WaitGroup
+	skipCheck    bool
+	status       statusTracker
+	watch        watcher
+	keys         recordCache[gateway.Key] // keys not expired
+	expiredKeys  recordCache[gateway.Key]
+	teams        recordCache[gateway.Team]
+	users        recordCache[gateway.User]
+	spend        spendSource
 }
 
 var _ gateway.Authorizer = (*Engine)(nil)
@@ -202,8 +216,9 @@ func New(cfg Config) (*Engine, error) {
 		log: cfg.Logger, timeout: cfg.EvalTimeout, special: !cfg.NoSpecialise,
 		static: fsInputs(cfg.Bundles), verify: cfg.Verification.config(), runTests: cfg.RunTests,
 		pollEvery: cfg.PollInterval, fileEvery: cfg.FilePollInterval, client: cfg.HTTPClient,
-		skipCheck: cfg.skipCheck,
+		fetchTimeout: cfg.FetchTimeout, skipCheck: cfg.skipCheck,
 	}
+	e.fetchCtx, e.stopFetches = context.WithCancel(context.Background())
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -219,6 +234,9 @@ func New(cfg Config) (*Engine, error) {
 	if e.client == nil {
 		e.client = http.DefaultClient
 	}
+	if e.fetchTimeout <= 0 {
+		e.fetchTimeout = DefaultFetchTimeout
+	}
 	for _, loc := range cfg.Sources {
 		src, err := parseSource(loc)
 		if err != nil {
@@ -229,7 +247,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	fresh := make(map[*source]fs.FS, len(e.sources))
 	for _, src := range e.sources {
-		fsys, err := src.fetch(context.Background(), e.client, true)
+		ctx, cancel := context.WithTimeout(e.fetchCtx, e.fetchTimeout)
+		fsys, err := src.fetch(ctx, e.client, true)
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("load policy: %w", err)
 		}

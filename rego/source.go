@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing/fstest"
 	"time"
 )
@@ -51,15 +52,26 @@ type source struct {
 	digest string
 	// etag is the bundle service's ETag of the last bundle read.
 	etag string
-	// good is the last bundle that loaded; nil until one did.
+	// good is the last bundle that loaded; nil until one did. Guarded by
+	// Engine.loadMu, as is loadErr.
 	good fs.FS
+	// loadErr is the error of the last attempt to load a new bundle.
+	loadErr error
 
-	// Polling state.
-	next     time.Time     // earliest next poll of a URL
-	failures int           // consecutive failed polls, for the backoff
-	fetchErr error         // last fetch error, nil after a good fetch
-	loadErr  error         // error of the last attempt to load a new bundle
 	interval time.Duration // URL poll interval
+
+	// mu guards the polling and fetch state below. One fetch of a source
+	// runs at a time, in a goroutine of its own (watch.go), and only that
+	// goroutine touches stat, digest and etag.
+	mu        sync.Mutex
+	next      time.Time    // earliest next poll of a URL
+	failures  int          // consecutive failed polls, for the backoff
+	fetchErr  error        // last fetch error, nil after a good fetch
+	running   bool         // a fetch (and the load of what it read) is under way
+	startedAt time.Time    // when the running fetch started
+	again     bool         // a reload came while running: fetch again after it
+	waiters   []chan error // told the outcome of the running fetch
+	pending   []chan error // told the outcome of the fetch after it
 }
 
 // parseSource classifies a bundle location. It stats files, so that a
@@ -247,10 +259,10 @@ func (s *source) fetchTarball(force bool) (fs.FS, error) {
 	return m, nil
 }
 
-// fetchURL asks the bundle service for the bundle with If-None-Match.
+// fetchURL asks the bundle service for the bundle with If-None-Match. The
+// caller's ctx carries the fetch deadline (Config.FetchTimeout): it bounds
+// the request, the answer and its body.
 func (s *source) fetchURL(ctx context.Context, client *http.Client) (fs.FS, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.loc, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch bundle %s: %w", s.name(), err)

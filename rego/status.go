@@ -28,6 +28,17 @@ type Status struct {
 	Failures uint64
 	// Bundles describes each serving bundle.
 	Bundles []BundleStatus
+	// Fetching lists the sources being fetched right now; empty when none
+	// is. A fetch that hangs shows here until Config.FetchTimeout ends it.
+	Fetching []FetchStatus
+}
+
+// FetchStatus is a fetch of a bundle source under way.
+type FetchStatus struct {
+	// Source is the source as in BundleInfo.Source.
+	Source string `json:"source"`
+	// StartedAt is when the fetch started.
+	StartedAt time.Time `json:"started_at"`
 }
 
 // BundleStatus is one serving bundle with the last failure of its source.
@@ -45,6 +56,10 @@ type BundleStatus struct {
 // MarshalJSON writes the status in DESIGN §10.12's shape: snake_case names,
 // RFC 3339 times, null for a time that never happened.
 func (s Status) MarshalJSON() ([]byte, error) {
+	fetching := make([]FetchStatus, len(s.Fetching))
+	for i, f := range s.Fetching {
+		fetching[i] = FetchStatus{Source: f.Source, StartedAt: f.StartedAt.UTC()}
+	}
 	return json.Marshal(struct {
 		Revision    string         `json:"revision"`
 		Source      string         `json:"source"`
@@ -54,7 +69,8 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		Reloads     uint64         `json:"reloads"`
 		Failures    uint64         `json:"failures"`
 		Bundles     []BundleStatus `json:"bundles"`
-	}{s.Revision, s.Source, timeOrNil(s.LoadedAt), s.LastError, timeOrNil(s.LastErrorAt), s.Reloads, s.Failures, s.Bundles})
+		Fetching    []FetchStatus  `json:"fetching"`
+	}{s.Revision, s.Source, timeOrNil(s.LoadedAt), s.LastError, timeOrNil(s.LastErrorAt), s.Reloads, s.Failures, s.Bundles, fetching})
 }
 
 // MarshalJSON writes a bundle's status with snake_case names.
@@ -134,6 +150,7 @@ func (e *Engine) Status() Status {
 		Reloads:  e.status.reloads.Load(),
 		Failures: e.status.failures.Load(),
 		Bundles:  make([]BundleStatus, len(st.bundles)),
+		Fetching: e.fetching(),
 	}
 	srcs := make([]string, len(st.bundles))
 	e.status.mu.Lock()

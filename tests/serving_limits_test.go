@@ -42,7 +42,8 @@ func pausedStream(n, pauseAt int, pause time.Duration) http.Handler {
 // its headers byte by byte is cut after about a second, headers over 1 MiB
 // get 431 while headers just under pass, idle keep-alive connections are
 // closed after about a second, and a stream with a silence longer than
-// both timeouts completes. Readiness is 200 after each.
+// both timeouts completes. After each, readiness is 200 and the process's
+// goroutines are back to their baseline.
 func TestServingLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
@@ -55,6 +56,7 @@ func TestServingLimits(t *testing.T) {
 	base := "http://" + g.addr
 	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	g.ready(t, probe, base)
+	base0 := baseline(t, probe, base)
 
 	// closedWithin reads c until the server closes it and reports how long
 	// that took from start, and what it had sent.
@@ -102,7 +104,7 @@ func TestServingLimits(t *testing.T) {
 		if len(got) != 0 && !bytes.HasPrefix(got, []byte("HTTP/1.1 400 ")) && !bytes.HasPrefix(got, []byte("HTTP/1.1 408 ")) {
 			t.Errorf("slow headers were answered %q, want the connection closed", got)
 		}
-		g.ready(t, probe, base)
+		g.healthy(t, probe, base, base0)
 	})
 
 	t.Run("header bytes", func(t *testing.T) {
@@ -134,7 +136,7 @@ func TestServingLimits(t *testing.T) {
 				}
 			})
 		}
-		g.ready(t, probe, base)
+		g.healthy(t, probe, base, base0)
 	})
 
 	t.Run("idle keep-alive", func(t *testing.T) {
@@ -182,7 +184,7 @@ func TestServingLimits(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		g.ready(t, probe, base)
+		g.healthy(t, probe, base, base0)
 	})
 
 	t.Run("long stream", func(t *testing.T) {
@@ -208,6 +210,6 @@ func TestServingLimits(t *testing.T) {
 		if took := time.Since(start); took < 2*timeout {
 			t.Errorf("stream took %v, want longer than both timeouts (%v) for the test to mean anything", took, timeout)
 		}
-		g.ready(t, probe, base)
+		g.healthy(t, probe, base, base0)
 	})
 }

@@ -12,7 +12,10 @@
 //
 // Streams are copied unbuffered. A stream that breaks after its headers were
 // sent, or stays silent longer than its stream_timeout, ends with one
-// OpenAI error event and no [DONE].
+// OpenAI error event and no [DONE]. An answer that is not a stream is cut
+// (the client sees an incomplete response) when its body stays silent
+// longer than the deployment's timeout or grows past
+// Config.MaxResponseBytes; either way the upstream call is cancelled.
 package proxy
 
 import (
@@ -39,6 +42,10 @@ import (
 // think for minutes before the first byte of a non-streamed answer.
 const DefaultAttemptTimeout = 10 * time.Minute
 
+// DefaultMaxResponseBytes bounds the bytes read of an upstream answer that
+// is not a stream when Config.MaxResponseBytes is zero.
+const DefaultMaxResponseBytes = 64 << 20
+
 // Config configures a Proxy. The zero value is ready to use.
 type Config struct {
 	// Transport carries requests to network upstreams. Nil means
@@ -64,6 +71,12 @@ type Config struct {
 	// Router orders deployments and keeps their state. Nil means
 	// router.New with LiteLLM's defaults.
 	Router *router.Router
+	// MaxResponseBytes bounds the bytes read of an upstream answer to a
+	// call that is not a stream: past it the answer is cut (the client
+	// sees an incomplete response) and the upstream call is cancelled.
+	// Streams are not bounded by it. Zero means DefaultMaxResponseBytes;
+	// negative means no limit.
+	MaxResponseBytes int64
 }
 
 // NewTransport returns the default upstream transport: a clone of
@@ -89,6 +102,7 @@ type Proxy struct {
 	mock           http.RoundTripper
 	log            *slog.Logger
 	attemptTimeout time.Duration
+	maxResponse    int64 // 0: no limit
 	tracer         trace.Tracer
 	observe        func(*Outcome)
 	router         *router.Router
@@ -98,7 +112,7 @@ type Proxy struct {
 
 // New returns a Proxy. It does no I/O.
 func New(cfg Config) (*Proxy, error) {
-	p := &Proxy{network: cfg.Transport, log: cfg.Logger, attemptTimeout: cfg.AttemptTimeout, observe: cfg.Observer, router: cfg.Router}
+	p := &Proxy{network: cfg.Transport, log: cfg.Logger, attemptTimeout: cfg.AttemptTimeout, observe: cfg.Observer, router: cfg.Router, maxResponse: cfg.MaxResponseBytes}
 	if p.router == nil {
 		p.router = router.New(router.Config{})
 	}
@@ -116,6 +130,12 @@ func New(cfg Config) (*Proxy, error) {
 		p.attemptTimeout = DefaultAttemptTimeout
 	case p.attemptTimeout < 0:
 		p.attemptTimeout = 0
+	}
+	switch {
+	case p.maxResponse == 0:
+		p.maxResponse = DefaultMaxResponseBytes
+	case p.maxResponse < 0:
+		p.maxResponse = 0
 	}
 	h := cfg.Mock
 	if h == nil {
@@ -252,8 +272,10 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 		c.trace = trace.SpanContextFromContext(ctx)
 	}
 	c.clientCtx = ctx
+	// Deferred: a body cut after the response started ends ServeHTTP with
+	// panic(http.ErrAbortHandler), and the call must still be finished.
+	defer p.finish(c, &req)
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey{}, c)))
-	p.finish(c, &req)
 	return c.err
 }
 

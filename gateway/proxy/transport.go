@@ -170,7 +170,14 @@ func (p *Proxy) attempt(out *http.Request, c *call, d *gateway.Deployment) (*htt
 	}
 	res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
 	if silence := p.silence(c, d); silence > 0 {
-		res.Body = newSilenceGuard(res.Body, silence, cancel)
+		serr := errStreamSilent
+		if !c.req.Stream {
+			serr = errBodySilent
+		}
+		res.Body = newSilenceGuard(res.Body, silence, cancel, serr)
+	}
+	if !c.req.Stream && p.maxResponse > 0 {
+		res.Body = &limitBody{ReadCloser: res.Body, left: p.maxResponse, cancel: cancel}
 	}
 	return res, nil, nil
 }
@@ -197,12 +204,14 @@ func (p *Proxy) firstByteTimeout(c *call, d *gateway.Deployment) time.Duration {
 	return p.attemptTimeout
 }
 
-// silence is the longest a stream from d may go without a byte: its
-// stream_timeout, else the router's; 0 for no bound and for calls that
-// are not streams.
+// silence is the longest an answer from d may go without a byte: for a
+// stream its stream_timeout, else the router's, 0 for no bound; for any
+// other answer the same timeout that bounds the wait for its headers
+// (firstByteTimeout), so that a body that stalls after its headers is cut
+// too.
 func (p *Proxy) silence(c *call, d *gateway.Deployment) time.Duration {
 	if !c.req.Stream {
-		return 0
+		return p.firstByteTimeout(c, d)
 	}
 	if d.StreamTimeout > 0 {
 		return d.StreamTimeout
@@ -454,21 +463,30 @@ func (c *call) logAttrs() []any {
 // than its stream_timeout.
 var errStreamSilent = errors.New("upstream stream silent for longer than stream_timeout")
 
+// errBodySilent cuts an answer that is not a stream whose body sent
+// nothing for longer than its timeout.
+var errBodySilent = errors.New("upstream answer silent for longer than its timeout")
+
+// errResponseTooLarge cuts an answer that is not a stream past
+// Config.MaxResponseBytes.
+var errResponseTooLarge = errors.New("upstream answer larger than the response limit")
+
 // silenceGuard cancels an attempt whose body sends nothing for longer
-// than limit, and then fails every read with errStreamSilent. The timer
-// is reset by each read that brings bytes.
+// than limit, and then fails every read with err. The timer is reset by
+// each read that brings bytes.
 type silenceGuard struct {
 	io.ReadCloser
 	limit time.Duration
+	err   error
 	timer *time.Timer
 	fired atomic.Bool
 }
 
-func newSilenceGuard(rc io.ReadCloser, limit time.Duration, cancel context.CancelCauseFunc) *silenceGuard {
-	g := &silenceGuard{ReadCloser: rc, limit: limit}
+func newSilenceGuard(rc io.ReadCloser, limit time.Duration, cancel context.CancelCauseFunc, err error) *silenceGuard {
+	g := &silenceGuard{ReadCloser: rc, limit: limit, err: err}
 	g.timer = time.AfterFunc(limit, func() {
 		g.fired.Store(true)
-		cancel(errStreamSilent)
+		cancel(err)
 	})
 	return g
 }
@@ -476,7 +494,7 @@ func newSilenceGuard(rc io.ReadCloser, limit time.Duration, cancel context.Cance
 func (g *silenceGuard) Read(p []byte) (int, error) {
 	n, err := g.ReadCloser.Read(p)
 	if g.fired.Load() {
-		return 0, errStreamSilent
+		return 0, g.err
 	}
 	if n > 0 {
 		g.timer.Reset(g.limit)
@@ -487,4 +505,30 @@ func (g *silenceGuard) Read(p []byte) (int, error) {
 func (g *silenceGuard) Close() error {
 	g.timer.Stop()
 	return g.ReadCloser.Close()
+}
+
+// limitBody cancels an attempt whose body goes past left bytes, and then
+// fails every read with errResponseTooLarge.
+type limitBody struct {
+	io.ReadCloser
+	left   int64
+	cancel context.CancelCauseFunc
+}
+
+func (b *limitBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		if n, err := b.ReadCloser.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		b.cancel(errResponseTooLarge)
+		return 0, errResponseTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

@@ -77,6 +77,9 @@ type Options struct {
 	// Serving sets TLS and the limits on clients; zero values mean plain
 	// HTTP and the default limits.
 	Serving Serving
+	// Bounds limit upstream answers and bundle fetches; zero values mean
+	// the defaults.
+	Bounds Bounds
 }
 
 // Gateway is a wired gateway, ready to Start.
@@ -286,7 +289,8 @@ func assemble(ctx context.Context, cfg *config.Config, eng *rego.Engine, st gate
 		return nil, err
 	}
 	rcfg := router.Config{Settings: cfg.Router, Share: lim.Share}
-	pcfg := proxy.Config{Transport: opts.Transport, Logger: log, TracerProvider: opts.TracerProvider}
+	pcfg := proxy.Config{Transport: opts.Transport, Logger: log, TracerProvider: opts.TracerProvider,
+		MaxResponseBytes: opts.Bounds.MaxUpstreamResponseBytes}
 	if metrics != nil {
 		pcfg.Observer, rcfg.Observer = metrics.ObserveUpstream, metrics
 	}

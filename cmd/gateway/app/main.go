@@ -59,6 +59,14 @@ flags (serve):
   --idle-timeout D      close keep-alive connections idle for D
                         (env GATEWAY_IDLE_TIMEOUT); default 2m0s
   None of the last three cuts a long stream.
+  --max-upstream-response-bytes N
+                        cut an upstream answer that is not a stream past N bytes
+                        and cancel the call (env GATEWAY_MAX_UPSTREAM_RESPONSE_BYTES);
+                        default 67108864 (64 MiB); streams are not cut
+  --bundle-fetch-timeout D
+                        give up on a fetch of a bundle-service URL after D; a hanging
+                        server never holds up other sources or reloads
+                        (env GATEWAY_BUNDLE_FETCH_TIMEOUT); default 30s
 
 Traces are exported over OTLP when the standard OTEL_* environment names an
 exporter or endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp).
@@ -93,6 +101,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	fset.StringVar(&opts.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL")
 	ops := addOpsFlags(fset, getenv)
 	srvFlags := addServingFlags(fset, getenv, &opts.Serving)
+	bndFlags := addBoundsFlags(fset, getenv, &opts.Bounds)
 
 	switch cmd {
 	case "version":
@@ -130,7 +139,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEn
 	case "healthcheck":
 		return healthcheck(ctx, opts.Listen, opts.Serving.TLS(), stdout, stderr)
 	}
-	if err := errors.Join(ops.validate(), srvFlags.validate()); err != nil {
+	if err := errors.Join(ops.validate(), srvFlags.validate(), bndFlags.validate()); err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 2
 	}

@@ -32,6 +32,10 @@ func TestOpsFlags(t *testing.T) {
 		{"zero idle timeout flag", []string{"--idle-timeout", "0s"}, nil, "must be positive"},
 		{"bad header bytes env", nil, map[string]string{"GATEWAY_MAX_HEADER_BYTES": "1MiB"}, "GATEWAY_MAX_HEADER_BYTES"},
 		{"tiny header bytes flag", []string{"--max-header-bytes", "100"}, nil, "at least 8192"},
+		{"bad response bytes env", nil, map[string]string{"GATEWAY_MAX_UPSTREAM_RESPONSE_BYTES": "64MiB"}, "GATEWAY_MAX_UPSTREAM_RESPONSE_BYTES"},
+		{"zero response bytes flag", []string{"--max-upstream-response-bytes", "0"}, nil, "--max-upstream-response-bytes must be positive"},
+		{"bad fetch timeout env", nil, map[string]string{"GATEWAY_BUNDLE_FETCH_TIMEOUT": "soon"}, "GATEWAY_BUNDLE_FETCH_TIMEOUT"},
+		{"zero fetch timeout flag", []string{"--bundle-fetch-timeout", "0s"}, nil, "--bundle-fetch-timeout must be positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

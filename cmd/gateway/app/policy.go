@@ -32,6 +32,8 @@ func engineConfig(cfg *config.Config, opts Options, log *slog.Logger) (rego.Conf
 		PollInterval: cfg.Policy.PollInterval,
 		// Zero leaves the engine's default (1s).
 		FilePollInterval: cfg.Policy.FilePollInterval,
+		// Zero leaves the engine's default (30s).
+		FetchTimeout: opts.Bounds.BundleFetchTimeout,
 	}
 	if v := cfg.Policy.Verification; v != nil {
 		key := v.Key.Reveal()

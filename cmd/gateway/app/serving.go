@@ -200,7 +200,8 @@ func (g *Gateway) ReloadCertificate() error {
 
 // reloadOnHUP reloads the TLS certificate and the policy bundles on each
 // SIGHUP until ctx ends. Each reload that fails leaves its previous state
-// serving; one failing does not stop the other.
+// serving; one failing does not stop the other, and a policy reload
+// waiting on a slow bundle source does not delay the next signal.
 func reloadOnHUP(ctx context.Context, g *Gateway, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -219,10 +220,15 @@ func reloadOnHUP(ctx context.Context, g *Gateway, log *slog.Logger) {
 						log.Info("tls certificate reloaded: new connections get it", g.cert.logAttrs()...)
 					}
 				}
+				// In a goroutine of its own: a bundle source that hangs (up
+				// to its fetch timeout) must not hold up the next SIGHUP.
+				// Reloads that overlap share the fetches under way.
 				log.Info("SIGHUP: reloading policy bundles")
-				if err := g.Engine.Reload(ctx); err != nil {
-					log.Error("policy reload failed; the previous policy keeps serving", "error", err)
-				}
+				go func() {
+					if err := g.Engine.Reload(ctx); err != nil {
+						log.Error("policy reload failed; the previous policy keeps serving", "error", err)
+					}
+				}()
 			}
 		}
 	}()

@@ -1,0 +1,82 @@
+package tests
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// goroutineSlack is how many goroutines above its baseline a gateway may
+// keep once a fault is over: pooled upstream connections (two goroutines
+// each) come and go. A call left hanging holds four or more.
+const goroutineSlack = 6
+
+// goroutines reads go_goroutines from the gateway's GET /metrics.
+func goroutines(tb testing.TB, client *http.Client, base string) int {
+	tb.Helper()
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		tb.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatalf("go_goroutines %q: %v", v, err)
+			}
+			return int(f)
+		}
+	}
+	tb.Fatalf("GET /metrics (%d) has no go_goroutines", resp.StatusCode)
+	return 0
+}
+
+// healthy fails tb unless the gateway answers readiness 200 and its
+// goroutines come back to at most baseline plus goroutineSlack within
+// 5 s: the fault left nothing behind.
+func (g *runningGateway) healthy(tb testing.TB, client *http.Client, base string, baseline int) {
+	tb.Helper()
+	g.ready(tb, client, base)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := goroutines(tb, client, base)
+		if n <= baseline+goroutineSlack {
+			tb.Logf("goroutines after the fault: %d (baseline %d)", n, baseline)
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("goroutines = %d 5s after the fault, want at most %d (baseline %d + %d)", n, baseline+goroutineSlack, baseline, goroutineSlack)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// baseline waits for the gateway's goroutine count to settle (two equal
+// readings 200 ms apart) and returns it.
+func baseline(tb testing.TB, client *http.Client, base string) int {
+	tb.Helper()
+	prev := goroutines(tb, client, base)
+	for range 20 {
+		time.Sleep(200 * time.Millisecond)
+		n := goroutines(tb, client, base)
+		if n == prev {
+			return n
+		}
+		prev = n
+	}
+	return prev
+}
+
+// within fails tb unless took lies in [lo, hi].
+func within(tb testing.TB, what string, took, lo, hi time.Duration) {
+	tb.Helper()
+	if took < lo || took > hi {
+		tb.Errorf("%s took %v, want between %v and %v", what, took.Round(time.Millisecond), lo, hi)
+	}
+}
