@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// specials are the sections measured by tests rather than benchmarks: each
+// runs one go test -v and reports the lines the test logs that match.
+var specials = []section{
+	{
+		title: "Revocation across replicas (tests, PostgreSQL)",
+		run: func() (string, []string) {
+			return testSection("Revocation across replicas (tests, PostgreSQL)",
+				"Two gateway processes on one database; a key blocked, narrowed or deleted through replica A is polled on replica B until refused (deadline 1 s).",
+				"", []string{"test", "-count=1", "-run", "^TestReplicaRevocationUnderOneSecond$", "-v", "./tests/"}, nil,
+				regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.*(?:reached replica B|worst propagation).*)$`)), nil
+		},
+	},
+	{
+		title: "Limits across replicas (tests, PostgreSQL)",
+		run: func() (string, []string) {
+			return testSection("Limits across replicas (tests, PostgreSQL)",
+				"Replicas on one database. A burst of 3× a key's rpm_limit (60), all sent at once and spread evenly over two and over three replicas (target: at least the limit, at most +10%); and a key's budget spent through two replicas, one call every 100 ms, alternating (documented bound: what the other replica admits in two sync intervals, 2 s).",
+				"", []string{"test", "-count=1", "-run", "^(TestRPMBurstOverReplicas|TestBudgetOverReplicas)$", "-v", "./tests/"}, nil,
+				regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: ((?:rpm_limit|budget) .*)$`)), nil
+		},
+	},
+	{
+		title: "Soak",
+		run: func() (string, []string) {
+			d := os.Getenv("REGATE_SOAK")
+			if d == "" {
+				d = "10m"
+			}
+			return testSection("Soak",
+				"The real binary (built by the test, in a process of its own) for "+d+" (REGATE_SOAK) under mixed traffic from 24 client loops in the test's process: chat calls (40%), streams of 20 chunks 5 ms apart (40%), GET /v1/models over 400 model groups and GET /v1/models/{id} (20%), against two httptest upstreams (gateway/mock) behind a model group with two deployments, an alias and a wildcard group. About one request in six is aborted by its client at a random moment: a chat call cancelled while the upstream waits, a stream cancelled after a random number of chunks, a request body cut off halfway through its upload. Goroutines (go_goroutines from the gateway's /metrics), open files (the entries of /proc/PID/fd) and resident memory (VmRSS in /proc/PID/status) are read before (after 30 s of the same traffic and a settle), every second during (the peak is the largest) and after the traffic. Before each of the two quiet readings the clients' idle connections are closed and the upstreams close theirs (the gateway's idle upstream pool), then the figures are polled for up to 30 s until they are back within the slack; the same is done before and after, so both readings are of a gateway without connections. The rules: goroutines after ≤ before + 5; open files after ≤ before + 2; RSS after ≤ max(1.25 × before, before + 16 MB) — RSS after a settle, not the heap: Go keeps freed heap for a while and returns it to the system in the background, so RSS is the honest figure of what the process holds and the rule leaves room for it. Errors are transport errors, answers other than 200 and streams without [DONE] among the requests the clients did not abort; the latencies are of those requests (streams: time to the first event). The machine is shared with other work (2 logical CPUs): latencies are indicative only.",
+				"", []string{"test", "-count=1", "-run", "^TestSoak$", "-v", "-timeout", "60m", "./tests/"}, []string{"REGATE_SOAK=" + d},
+				regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: soak: (.*)$`)), nil
+		},
+	},
+	{
+		title: "Timing: forbidden vs nonexistent",
+		run: func() (string, []string) {
+			return testSection("Timing: forbidden vs nonexistent",
+				"DESIGN §2: no timing difference may tell a key which models exist. The real binary (a process of its own, GOMAXPROCS=1) with a catalog of 600 model groups on an httptest upstream, 40 global aliases (chains of up to three hops), 20 wildcard deployments and a key whose team allows 80 groups and two globs. Requests for (a) models that exist but the key may not use (groups, aliases, names a wildcard serves: 40 names) and (b) models that do not exist (40 names, of the same lengths and shapes), both answered 404 model_not_found, are sent one at a time over one kept-alive connection, in random interleaved order, as chat completions and as GET /v1/models/{id}; each request's latency is timed by the client. Samples per kind and route: REGATE_TIMING (default 5,000; the test runs with 400 when REGATE_TIMING is unset). The noise is the same measurement between two sets of the same kind: each kind's samples are split at random into two halves, and the noise is the larger of the two |median(half 1) − median(half 2)|; the requirement is |median(a) − median(b)| < noise. The whole is repeated in three rounds; each round's figures are listed. The machine is shared with other work: the absolute latencies are not the point, the difference is.",
+				"", []string{"test", "-count=1", "-run", "^TestTimingForbiddenVsNonexistent$", "-v", "-timeout", "60m", "./tests/"}, []string{"REGATE_TIMING=5000"},
+				regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: timing: (.*)$`)), nil
+		},
+	},
+}
+
+// testSection runs go args with env, and writes a section whose items are
+// the matches of lines in its output (the first group), with intro, the
+// command and note.
+func testSection(title, intro, note string, args, env []string, lines *regexp.Regexp) string {
+	var w bytes.Buffer
+	o, err := run(args, env...)
+	cmd := "go " + strings.Join(args, " ")
+	if len(env) > 0 {
+		cmd = strings.Join(env, " ") + " " + cmd
+	}
+	fmt.Fprintf(&w, "## %s\n\n%s Command: `%s`\n\n", title, intro, cmd)
+	ms := lines.FindAllSubmatch(o, -1)
+	for _, m := range ms {
+		fmt.Fprintf(&w, "- %s\n", m[1])
+	}
+	switch {
+	case len(ms) > 0 && err != nil:
+		fmt.Fprintf(&w, "\nThe test failed: %v (see the lines above).\n", err)
+	case err != nil:
+		fmt.Fprintf(&w, "Not measured: %v.\n", err)
+	case len(ms) == 0:
+		fmt.Fprintf(&w, "Not measured (the test skipped).\n")
+	}
+	if note != "" {
+		fmt.Fprintf(&w, "\n%s\n", note)
+	}
+	return w.String()
+}
