@@ -328,7 +328,7 @@ func msec(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/1e6)
 }
 
-// soakModels are the names the client loops call: an exact group with two
+// soakModel is a name the client loops call: an exact group with two
 // deployments, an alias, a name the wildcard serves and groups of the 400.
 func soakModel() string {
 	switch n := rand.IntN(10); {
