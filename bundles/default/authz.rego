@@ -177,12 +177,15 @@ _admin_reason := "admin: key reading its own key info" if {
 # _model_allowed is _model_ok(input.model) written out layer by layer, so
 # that the engine's per-principal residual checks each layer once (a rule
 # per layer) instead of once per combination of the layers' entry kinds.
+# found is checked last: a model that does not exist goes through the same
+# layer checks as one that exists, so that the time of a denial does not
+# tell which models exist (DESIGN §2).
 _model_allowed if {
-	input.model.found == true
 	count(input.model.names) > 0 # an empty chain is permitted nothing
 	_model_key_ok
 	_model_team_ok
 	_model_user_ok
+	input.model.found == true
 }
 
 _model_key_ok if _layer_permits("key", input.model)
@@ -200,7 +203,10 @@ _requested := "" if not _requested_is_string
 
 _model_not_found_message := concat("", ["The model `", _requested, "` does not exist or you do not have access to it."])
 
-_model_reasons := ["model: not found"] if {
+# A model that does not exist gets each layer's verdict on its name too:
+# working them out costs what it costs for a forbidden model, so that the
+# time of the one 404 does not tell the two apart (DESIGN §2).
+_model_reasons := array.concat(["model: not found"], _layer_reasons) if {
 	_model_unfound
 }
 
@@ -209,10 +215,12 @@ _model_reasons := ["model: empty chain"] if {
 	_model_empty
 }
 
-_model_reasons := [_denied_layer_reason("key"), _denied_layer_reason("team"), _denied_layer_reason("user")] if {
+_model_reasons := _layer_reasons if {
 	not _model_unfound
 	not _model_empty
 }
+
+_layer_reasons := [_denied_layer_reason("key"), _denied_layer_reason("team"), _denied_layer_reason("user")]
 
 # Helpers for negations: OPA evaluates the references in a negated call
 # before the negation, so "not f(input.x)" fails when input.x is undefined.

@@ -198,7 +198,18 @@ _reason_cases := [
 		"tc": {"key": [], "user": ["no-default-models"]},
 		"want": ["key: does not restrict", "team: does not restrict", "user: no-default-models on a personal key"],
 	},
-	{"note": "unknown model", "tc": {"found": false}, "want": ["model: not found"]},
+	# An unknown model gets the layers' verdicts on its name too (the same
+	# work as a forbidden model's denial: DESIGN §2, no timing difference).
+	{
+		"note": "unknown model",
+		"tc": {"found": false},
+		"want": ["model: not found", "key: does not restrict", "team: does not restrict", "user: does not restrict"],
+	},
+	{
+		"note": "unknown model, key restricts",
+		"tc": {"found": false, "key": ["claude"]},
+		"want": ["model: not found", "key: no entry matches", "team: does not restrict", "user: does not restrict"],
+	},
 	{"note": "empty chain", "tc": {"names": []}, "want": ["model: empty chain"]},
 	{"note": "models.list", "tc": {"route": "models.list", "key": ["claude"]}, "want": ["models.list: open to every valid key; the list is filtered by visible_models"]},
 	{"note": "master key", "tc": {"route": "admin", "override": _t_admin_key}, "want": ["admin: key role admin"]},

@@ -228,105 +228,159 @@ func dur(ns float64) string {
 
 func main() {
 	out := flag.String("out", "", "write the report to this file (default stdout)")
+	only := flag.String("only", "", "run only the sections whose title matches this regular expression and splice them into -out in place of the sections of the same title, keeping the others")
 	flag.Parse()
-	var w bytes.Buffer
-	cpu := cpuModel()
-	fmt.Fprintf(&w, "# Benchmarks\n\n")
-	fmt.Fprintf(&w, "Written by `go run ./cmd/benchreport -out BENCHMARKS.md` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&w, "Machine: %s, %d logical CPUs, %s/%s, %s. These machines are shared and noisy: read each figure against the baseline measured in the same run (the ratio column), not as an absolute.\n\n", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	var summary []string
-	for _, s := range suites {
-		args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.times, "-benchmem"}
-		if s.count > 1 {
-			args = append(args, "-count", strconv.Itoa(s.count))
+	all := sections()
+	var sel *regexp.Regexp
+	if *only != "" {
+		var err error
+		if sel, err = regexp.Compile(*only); err != nil {
+			fatal(fmt.Errorf("-only: %w", err))
 		}
-		args = append(args, strings.Fields(s.pkg)...)
-		o, err := run(args, "CI=")
-		rs := parse(o)
-		fmt.Fprintf(&w, "## %s\n\n%s\n\nCommand: `go %s`\n\n", s.title, s.explain, strings.Join(args, " "))
-		if err != nil && len(rs) == 0 {
-			fmt.Fprintf(&w, "Not measured: %v.\n\n", err)
+		if *out == "" {
+			fatal(fmt.Errorf("-only needs -out: the file whose sections it replaces"))
+		}
+	}
+	var fresh []part
+	for _, s := range all {
+		if sel != nil && !sel.MatchString(s.title) {
 			continue
 		}
-		base, hasBase := find(rs, s.baseline)
-		if s.count > 1 {
-			fmt.Fprintf(&w, "Each figure is the mean of %d runs.\n\n", s.count)
-		}
-		fmt.Fprintf(&w, "| benchmark | time/op | p50 | allocs/op | ratio to %s | other |\n|---|---|---|---|---|---|\n", orDash(s.baseline))
-		for _, r := range rs {
-			p50 := "–"
-			if v, ok := r.metrics["p50-µs"]; ok {
-				p50 = fmt.Sprintf("%.0f µs", v)
-			}
-			ratio := "–"
-			if hasBase && base.metrics["ns/op"] > 0 {
-				metric := "ns/op"
-				if _, ok := base.metrics["p50-µs"]; ok {
-					metric = "p50-µs"
-				}
-				if v, ok := r.metrics[metric]; ok && base.metrics[metric] > 0 {
-					ratio = fmt.Sprintf("%.2f×", v/base.metrics[metric])
-				}
-			}
-			fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %s | %s |\n", r.name, dur(r.metrics["ns/op"]), p50, r.metrics["allocs/op"], ratio, others(r))
-		}
-		fmt.Fprintln(&w)
-		for _, t := range s.targets {
-			line := checkTarget(t, rs)
-			summary = append(summary, line)
-			fmt.Fprintf(&w, "- %s\n", line)
-		}
-		if len(s.targets) > 0 {
-			fmt.Fprintln(&w)
-		}
-		if s.note != "" {
-			fmt.Fprintf(&w, "%s\n\n", s.note)
-		}
+		text, summary := s.run()
+		fresh = append(fresh, part{title: s.title, text: text, summary: summary})
 	}
-	// Revocation propagation across replicas (issue 4).
-	args := []string{"test", "-count=1", "-run", "^TestReplicaRevocationUnderOneSecond$", "-v", "./tests/"}
-	o, err := run(args)
-	fmt.Fprintf(&w, "## Revocation across replicas (tests, PostgreSQL)\n\nTwo gateway processes on one database; a key blocked, narrowed or deleted through replica A is polled on replica B until refused (deadline 1 s). Command: `go %s`\n\n", strings.Join(args, " "))
-	prop := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: (.*(?:reached replica B|worst propagation).*)$`)
-	ms := prop.FindAllSubmatch(o, -1)
-	switch {
-	case len(ms) > 0:
-		for _, m := range ms {
-			fmt.Fprintf(&w, "- %s\n", m[1])
-		}
-	case err != nil:
-		fmt.Fprintf(&w, "Not measured: %v.\n", err)
-	default:
-		fmt.Fprintf(&w, "Not measured (no PostgreSQL binaries: the test skipped).\n")
+	if sel != nil && len(fresh) == 0 {
+		fatal(fmt.Errorf("-only %q matches no section", *only))
 	}
-	// Limits across replicas (issue 13).
-	args = []string{"test", "-count=1", "-run", "^(TestRPMBurstOverReplicas|TestBudgetOverReplicas)$", "-v", "./tests/"}
-	o, err = run(args)
-	fmt.Fprintf(&w, "\n## Limits across replicas (tests, PostgreSQL)\n\nReplicas on one database. A burst of 3× a key's rpm_limit (60), all sent at once and spread evenly over two and over three replicas (target: at least the limit, at most +10%%); and a key's budget spent through two replicas, one call every 100 ms, alternating (documented bound: what the other replica admits in two sync intervals, 2 s). Command: `go %s`\n\n", strings.Join(args, " "))
-	lim := regexp.MustCompile(`(?m)^\s+\S+\.go:\d+: ((?:rpm_limit|budget) .*)$`)
-	ms = lim.FindAllSubmatch(o, -1)
-	switch {
-	case len(ms) > 0:
-		for _, m := range ms {
-			fmt.Fprintf(&w, "- %s\n", m[1])
+	var r report
+	if sel == nil {
+		r = report{head: head(), sections: fresh}
+		for _, p := range fresh {
+			r.summary = append(r.summary, p.summary...)
 		}
-	case err != nil:
-		fmt.Fprintf(&w, "Not measured: %v.\n", err)
-	default:
-		fmt.Fprintf(&w, "Not measured (no PostgreSQL binaries: the test skipped).\n")
-	}
-	fmt.Fprintf(&w, "\n## Targets\n\n")
-	for _, l := range summary {
-		fmt.Fprintf(&w, "- %s\n", l)
+	} else {
+		old, err := os.ReadFile(*out)
+		if err != nil && !os.IsNotExist(err) {
+			fatal(err)
+		}
+		r = parseReport(string(old))
+		if len(old) == 0 {
+			r.head = head()
+		}
+		stamp := fmt.Sprintf("This section was regenerated on its own on %s with `go run ./cmd/benchreport -only '%s' -out %s`; the date at the top is the last full run's.\n\n", now(), *only, *out)
+		for i := range fresh {
+			fresh[i].text = normalize(fresh[i].text) + stamp
+		}
+		order := make([]string, len(all))
+		whats := map[string][]string{}
+		for i, s := range all {
+			order[i] = s.title
+			whats[s.title] = s.whats
+		}
+		r = splice(r, fresh, order, whats)
 	}
 	if *out == "" {
-		os.Stdout.Write(w.Bytes())
+		os.Stdout.WriteString(r.render())
 		return
 	}
-	if err := os.WriteFile(*out, w.Bytes(), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if err := os.WriteFile(*out, []byte(r.render()), 0o644); err != nil {
+		fatal(err)
 	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "benchreport:", err)
+	os.Exit(1)
+}
+
+func now() string { return time.Now().UTC().Format("2006-01-02 15:04 MST") }
+
+// head is the report's title, date and machine.
+func head() string {
+	var w bytes.Buffer
+	fmt.Fprintf(&w, "# Benchmarks\n\n")
+	fmt.Fprintf(&w, "Written by `go run ./cmd/benchreport -out BENCHMARKS.md` on %s.\n\n", now())
+	fmt.Fprintf(&w, "Machine: %s, %d logical CPUs, %s/%s, %s. These machines are shared and noisy: read each figure against the baseline measured in the same run (the ratio column), not as an absolute.\n\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return w.String()
+}
+
+// section is one section of the report: a suite or a special run. run
+// measures and returns the section's text (its heading included) and the
+// summary lines of its targets; whats are the targets' descriptions, which
+// tell its summary lines from the others' when a section is spliced.
+type section struct {
+	title string
+	whats []string
+	run   func() (text string, summary []string)
+}
+
+// sections lists every section in report order.
+func sections() []section {
+	var ss []section
+	for _, s := range suites {
+		var whats []string
+		for _, t := range s.targets {
+			whats = append(whats, t.what)
+		}
+		ss = append(ss, section{title: s.title, whats: whats, run: s.run})
+	}
+	return append(ss, specials...)
+}
+
+// run runs the suite and writes its section.
+func (s suite) run() (string, []string) {
+	var w bytes.Buffer
+	var summary []string
+	args := []string{"test", "-run", "^$", "-bench", s.bench, "-benchtime", s.times, "-benchmem"}
+	if s.count > 1 {
+		args = append(args, "-count", strconv.Itoa(s.count))
+	}
+	args = append(args, strings.Fields(s.pkg)...)
+	o, err := run(args, "CI=")
+	rs := parse(o)
+	fmt.Fprintf(&w, "## %s\n\n%s\n\nCommand: `go %s`\n\n", s.title, s.explain, strings.Join(args, " "))
+	if err != nil && len(rs) == 0 {
+		fmt.Fprintf(&w, "Not measured: %v.\n\n", err)
+		for _, t := range s.targets {
+			summary = append(summary, fmt.Sprintf("%s: not measured", t.what))
+		}
+		return w.String(), summary
+	}
+	base, hasBase := find(rs, s.baseline)
+	if s.count > 1 {
+		fmt.Fprintf(&w, "Each figure is the mean of %d runs.\n\n", s.count)
+	}
+	fmt.Fprintf(&w, "| benchmark | time/op | p50 | allocs/op | ratio to %s | other |\n|---|---|---|---|---|---|\n", orDash(s.baseline))
+	for _, r := range rs {
+		p50 := "–"
+		if v, ok := r.metrics["p50-µs"]; ok {
+			p50 = fmt.Sprintf("%.0f µs", v)
+		}
+		ratio := "–"
+		if hasBase && base.metrics["ns/op"] > 0 {
+			metric := "ns/op"
+			if _, ok := base.metrics["p50-µs"]; ok {
+				metric = "p50-µs"
+			}
+			if v, ok := r.metrics[metric]; ok && base.metrics[metric] > 0 {
+				ratio = fmt.Sprintf("%.2f×", v/base.metrics[metric])
+			}
+		}
+		fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %s | %s |\n", r.name, dur(r.metrics["ns/op"]), p50, r.metrics["allocs/op"], ratio, others(r))
+	}
+	fmt.Fprintln(&w)
+	for _, t := range s.targets {
+		line := checkTarget(t, rs)
+		summary = append(summary, line)
+		fmt.Fprintf(&w, "- %s\n", line)
+	}
+	if len(s.targets) > 0 {
+		fmt.Fprintln(&w)
+	}
+	if s.note != "" {
+		fmt.Fprintf(&w, "%s\n\n", s.note)
+	}
+	return w.String(), summary
 }
 
 // others lists a result's custom metrics (those go test does not report

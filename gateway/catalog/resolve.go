@@ -65,7 +65,11 @@ const resolutionCacheSize = 4096
 // for one model then get the same lists: besides skipping the walk, that
 // lets the policy engine recognise the model (its decision memo and
 // request-shape specialisations key on the lists' identity). Names not
-// found are not kept.
+// found are kept too: a forbidden model (a static resolution, the same
+// lists every time) and a model that does not exist must cost the same
+// when asked again, or the time of a 404 tells which models exist
+// (DESIGN §2; tests/timing_test.go). A flood of new names only makes the
+// cache start over.
 type resolutionCache struct {
 	mu sync.RWMutex
 	m  map[resolutionKey]cachedResolution
@@ -97,9 +101,6 @@ func (c *Catalog) resolveCached(name string, keyAliases, teamAliases map[string]
 		return *r
 	}
 	res, _, _ := c.walk(name, keyAliases, teamAliases)
-	if !res.Found {
-		return res
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if r, ok := hit(); ok { // another request was first: share its lists
