@@ -118,6 +118,15 @@ var suites = []suite{
 		note: "Admission touches only per-layer state in the process (each key, team and user has its own lock; nothing is shared by every call) and hands spend over to the usage store once a second, off the request path. Usage is read from the last 16 KiB of each answer (one search for \"usage\" per read of a stream).",
 	},
 	{
+		title: "Routing: three weighted deployments against one, the real binary (tests)", pkg: "./tests/",
+		bench: "^BenchmarkRoutingWeighted$", times: "30x", count: 3,
+		explain: "Two gateway processes pinned to one core as above, GOMAXPROCS=1: one serves gpt-4o from one deployment (one), the other from three deployments with weights 1, 2 and 3 and rpm caps far above the load (three), so that every call draws a weighted order, checks the caps and cooldowns and counts its deployment's calls in flight, minute and time to first byte; both proxy to the same upstream (gateway/mock) in the benchmark's process. Each round sends a block of 200 chat calls to each, from 8 clients at once, in a new random order; each process's CPU per call is read from /proc.",
+		targets: []target{
+			{what: "chat CPU per call, three weighted deployments over one", result: "RoutingWeighted", metric: "three-vs-one-x", max: 1.05, unit: "×"},
+		},
+		note: "Router state is per deployment and per replica, held in atomics (gateway/router): no call waits on a lock another call holds. BenchmarkOrder (gateway/router, all cores) is the routing work alone.",
+	},
+	{
 		title: "Tracing and metrics overhead, in process (tests)", pkg: "./tests/",
 		bench: "^BenchmarkOpsTelemetry$", times: "1500x", count: 3,
 		explain: "A chat call through the gateway's handler (in-process mock provider, no network) with everything off, then metrics only, metrics with a no-op tracer, metrics with the gateway's tracer provider tracing every request (batching to the gateway's OTLP exporter, whose client marshals each batch and drops it) and sampling 10%, and, for comparison, the OpenTelemetry SDK's tracer provider tracing every request into the same exporter; the configurations run in shuffled blocks within the same run, and the figure is the process CPU per request (the benchmark's own request building and garbage collection included) against the off baseline.",
