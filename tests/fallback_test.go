@@ -199,3 +199,28 @@ func TestFallbackChargesModelThatServed(t *testing.T) {
 	}
 	metricHas(t, g, `gateway_fallbacks_total{kind="fallback",model_group="primary",result="limited"} 1`)
 }
+
+// TestFallbackFromCappedGroup: a group whose every deployment is at its
+// rpm cap is exhausted too; its fallback serves, and the attempts count
+// only the calls made.
+func TestFallbackFromCappedGroup(t *testing.T) {
+	capped, backup := newDeploymentServer(t), newDeploymentServer(t)
+	g := routingGateway(t, `
+model_list:
+  - model_name: capped
+    litellm_params: {model: openai/capped, api_base: "{{0}}", rpm: 1}
+  - model_name: backup
+    litellm_params: {model: openai/backup, api_base: "{{1}}"}
+router_settings:
+  fallbacks: [{"capped": ["backup"]}]
+`, "capped, backup", capped, backup)
+	for i, want := range []string{"capped", "backup", "backup"} {
+		r := routedChat(t, g, "capped")
+		if r.Status != http.StatusOK || r.Header.Get("X-Gateway-Model-Group") != want || r.Header.Get("X-Gateway-Attempts") != "1" {
+			t.Errorf("call %d: %d group %q attempts %q, want %s after 1 attempt", i, r.Status, r.Header.Get("X-Gateway-Model-Group"), r.Header.Get("X-Gateway-Attempts"), want)
+		}
+	}
+	if capped.calls.Load() != 1 || backup.calls.Load() != 2 {
+		t.Errorf("capped saw %d calls, backup %d; want 1 and 2", capped.calls.Load(), backup.calls.Load())
+	}
+}

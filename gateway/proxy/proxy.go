@@ -263,6 +263,9 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) error
 	c := &call{req: &req, start: time.Now(), method: r.Method}
 	c.order = p.router.Order(req.Deployments, c.buf[:0])
 	if len(c.order) == 0 {
+		if req.Outcome != nil {
+			*req.Outcome = Outcome{Operation: req.Operation, Stream: req.Stream}
+		}
 		return atCapacity()
 	}
 	c.trackUsage()
