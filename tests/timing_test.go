@@ -111,7 +111,7 @@ var timingRoutes = []string{"chat completions", "GET /v1/models/{id}", "chat com
 // reported, not required: a decision the principal's memo cannot answer
 // is evaluated, and its cost grows with the model's chain (its names and
 // access groups), which for a name that does not exist is the name alone
-// (a known gap, about 8–11 µs here). Every answer must also be the same
+// (a known gap, about 8–13 µs here). Every answer must also be the same
 // 404 but for the model's name, with the same header names. The figures
 // are logged as "timing: …" lines for cmd/benchreport.
 func TestTimingForbiddenVsNonexistent(t *testing.T) {
