@@ -11,15 +11,16 @@ import (
 // routerDraft collects the router settings of router_settings and
 // litellm_settings; router_settings wins where both set a key.
 type routerDraft struct {
-	strategy                     *string
-	numRetries, allowedFails     *int
-	cooldown, timeout, streamTO  *time.Duration
-	disableCooldowns             *bool
-	fallbacks, ctxFallbacks      map[string][]string
-	policyFallbacks              map[string][]string
-	defaultFallbacks             []string
-	hasFallbacks, hasCtx, hasPol bool
-	hasDefault                   bool
+	strategy                    *string
+	numRetries, allowedFails    *int
+	cooldown, timeout, streamTO *time.Duration
+	disableCooldowns            *bool
+	// The fallback maps are nil until a section sets them (fallbackMap
+	// never returns nil for a setting it read).
+	fallbacks, ctxFallbacks map[string][]string
+	policyFallbacks         map[string][]string
+	defaultFallbacks        []string
+	hasDefault              bool
 	// fallbackLines are every name the fallback settings give.
 	fallbackLines []fallbackRef
 }
@@ -106,18 +107,18 @@ func (p *parser) routerSetting(section string, f field) (note string, applied, o
 		if !mok {
 			return "invalid", false, true
 		}
-		dst, has := &d.fallbacks, &d.hasFallbacks
+		dst := &d.fallbacks
 		what := "groups tried once a group's deployments are exhausted, each decided by the policy"
 		switch f.key {
 		case "context_window_fallbacks":
-			dst, has = &d.ctxFallbacks, &d.hasCtx
+			dst = &d.ctxFallbacks
 			what = "groups tried when a call overflows the context window, each decided by the policy"
 		case "content_policy_fallbacks":
-			dst, has = &d.policyFallbacks, &d.hasPol
+			dst = &d.policyFallbacks
 			what = "groups tried when the upstream refuses the content, each decided by the policy"
 		}
-		if first || !*has {
-			*dst, *has = m, true
+		if first || *dst == nil {
+			*dst = m
 		}
 		return what, true, true
 	case "default_fallbacks":
@@ -195,12 +196,6 @@ func (p *parser) finishRouter() {
 		s.DisableCooldowns = *d.disableCooldowns
 	}
 	s.Fallbacks, s.ContextWindowFallbacks, s.ContentPolicyFallbacks = d.fallbacks, d.ctxFallbacks, d.policyFallbacks
-	if !d.hasCtx {
-		s.ContextWindowFallbacks = nil
-	}
-	if !d.hasPol {
-		s.ContentPolicyFallbacks = nil
-	}
 	s.DefaultFallbacks = d.defaultFallbacks
 	// A key set in both sections is router_settings': say so at the
 	// litellm_settings one.

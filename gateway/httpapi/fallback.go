@@ -51,7 +51,11 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request, rc *reqCtx, pr
 		if res.Found && res.Resolved == group {
 			continue // an alias of the group that just failed
 		}
-		if !s.fallbackAllowed(r, rc, preq, &res, group) {
+		body, berr := fallbackBody(preq, name)
+		if berr != nil {
+			return first
+		}
+		if !s.fallbackAllowed(r, rc, preq, &res, body, group) {
 			s.noteFallback(rc, group, kind, name, fallbackDenied)
 			continue
 		}
@@ -60,12 +64,9 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request, rc *reqCtx, pr
 			continue
 		}
 		next := *preq
-		next.Deployments, next.Group, next.PriorAttempts = res.Deployments, res.Resolved, attempts
-		if next.Body, err = fallbackBody(preq, name); err != nil {
-			return first
-		}
+		next.Deployments, next.Group, next.PriorAttempts, next.Body = res.Deployments, res.Resolved, attempts, body
 		if !next.Multipart {
-			if next.Fields, err = openai.ScanJSON(next.Body); err != nil {
+			if next.Fields, err = openai.ScanJSON(body); err != nil {
 				return first
 			}
 		}
@@ -87,32 +88,15 @@ func (s *Server) fallback(w http.ResponseWriter, r *http.Request, rc *reqCtx, pr
 }
 
 // fallbackAllowed decides a fallback target as a direct call to it: the
-// same request, its body naming the target. The decision log records it
-// with the group fallen back from.
-func (s *Server) fallbackAllowed(r *http.Request, rc *reqCtx, preq *proxy.Request, res *gateway.Resolution, from string) bool {
+// same request, body naming the target. The decision log records it with
+// the group fallen back from.
+func (s *Server) fallbackAllowed(r *http.Request, rc *reqCtx, preq *proxy.Request, res *gateway.Resolution, body []byte, from string) bool {
 	// Asked also for a name that resolves to nothing, as a direct call
 	// would be: the policy's answer is what refuses it.
-	result, _ := s.decide(r, s.fallbackInput(r, rc, preq, res, from))
+	in := s.policyInput(r, rc, res, body, preq.Stream, false)
+	in.Request.FallbackFrom = from
+	result, _ := s.decide(r, in)
 	return result == "allow" && res.Found && len(res.Deployments) > 0
-}
-
-func (s *Server) fallbackInput(r *http.Request, rc *reqCtx, preq *proxy.Request, res *gateway.Resolution, from string) *gateway.Input {
-	body, err := fallbackBody(preq, res.Requested)
-	if err != nil {
-		body = rc.body
-	}
-	return &gateway.Input{
-		Request: gateway.RequestInfo{
-			ID: rc.id, Route: rc.class, Operation: rc.operation,
-			Method: r.Method, Path: r.URL.Path, Stream: preq.Stream,
-			Body: body, ContentType: rc.contentType,
-			ClientIP: s.clientIP(r), Header: r.Header,
-			FallbackFrom: from,
-		},
-		Principal: rc.principal,
-		Model:     res,
-		Now:       s.cfg.Now(),
-	}
 }
 
 // fallbackBody is the client's body naming model instead.

@@ -28,20 +28,27 @@ func (s *Server) authorize(r *http.Request, rc *reqCtx, p *gateway.Principal, re
 
 // authorizeRequest is authorize with request.self set.
 func (s *Server) authorizeRequest(r *http.Request, rc *reqCtx, p *gateway.Principal, res *gateway.Resolution, stream, self bool) error {
-	in := &gateway.Input{
-		Request: gateway.RequestInfo{
-			ID: rc.id, Route: rc.class, Operation: rc.operation,
-			Method: r.Method, Path: r.URL.Path, Stream: stream, Self: self,
-			Body: rc.body, ContentType: rc.contentType,
-			ClientIP: s.clientIP(r), Header: r.Header,
-		},
-		Principal: p,
-		Model:     res,
-		Now:       s.cfg.Now(),
-	}
+	in := s.policyInput(r, rc, res, rc.body, stream, self)
+	in.Principal = p
 	result, err := s.decide(r, in)
 	rc.decision = result
 	return err
+}
+
+// policyInput is the policy's input for request r of rc's principal about
+// model res (nil on routes that name none), with body as the call's body.
+func (s *Server) policyInput(r *http.Request, rc *reqCtx, res *gateway.Resolution, body []byte, stream, self bool) *gateway.Input {
+	return &gateway.Input{
+		Request: gateway.RequestInfo{
+			ID: rc.id, Route: rc.class, Operation: rc.operation,
+			Method: r.Method, Path: r.URL.Path, Stream: stream, Self: self,
+			Body: body, ContentType: rc.contentType,
+			ClientIP: s.clientIP(r), Header: r.Header,
+		},
+		Principal: rc.principal,
+		Model:     res,
+		Now:       s.cfg.Now(),
+	}
 }
 
 // decide asks the policy about in and returns the result for the access

@@ -169,7 +169,7 @@ func (p *Proxy) attempt(out *http.Request, c *call, d *gateway.Deployment) (*htt
 		}, nil
 	}
 	res.Body = &cancelOnClose{ReadCloser: res.Body, cancel: cancel}
-	if silence := p.silence(c, d); silence > 0 {
+	if silence := p.silence(c, d, timeout); silence > 0 {
 		serr := errStreamSilent
 		if !c.req.Stream {
 			serr = errBodySilent
@@ -206,12 +206,11 @@ func (p *Proxy) firstByteTimeout(c *call, d *gateway.Deployment) time.Duration {
 
 // silence is the longest an answer from d may go without a byte: for a
 // stream its stream_timeout, else the router's, 0 for no bound; for any
-// other answer the same timeout that bounds the wait for its headers
-// (firstByteTimeout), so that a body that stalls after its headers is cut
-// too.
-func (p *Proxy) silence(c *call, d *gateway.Deployment) time.Duration {
+// other answer firstByte, the timeout that bounded the wait for its
+// headers, so that a body that stalls after its headers is cut too.
+func (p *Proxy) silence(c *call, d *gateway.Deployment, firstByte time.Duration) time.Duration {
 	if !c.req.Stream {
-		return p.firstByteTimeout(c, d)
+		return firstByte
 	}
 	if d.StreamTimeout > 0 {
 		return d.StreamTimeout

@@ -198,26 +198,21 @@ func (r *Router) Order(ds []gateway.Deployment, buf []int) []int {
 		return append(buf, 0) // nothing to choose, cooling or not
 	}
 	now := r.now().UnixNano()
-	cooling := 0
+	var coolBuf [8]int
+	cooling := coolBuf[:0]
 	for i := range ds {
 		d := &ds[i]
 		st := r.state(d.ID)
-		if r.capped(d, st, now) {
-			continue
+		switch {
+		case r.capped(d, st, now):
+		case st.coolUntil.Load() > now:
+			cooling = append(cooling, i)
+		default:
+			buf = append(buf, i)
 		}
-		if st.coolUntil.Load() > now {
-			cooling++
-			continue
-		}
-		buf = append(buf, i)
 	}
-	if len(buf) == 0 && cooling > 0 {
-		for i := range ds {
-			d := &ds[i]
-			if st := r.state(d.ID); !r.capped(d, st, now) {
-				buf = append(buf, i)
-			}
-		}
+	if len(buf) == 0 {
+		buf = append(buf, cooling...)
 	}
 	if len(buf) < 2 {
 		return buf
