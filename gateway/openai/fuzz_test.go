@@ -55,11 +55,11 @@ func hasDuplicate(keys []string) bool {
 	return false
 }
 
-// caseAmbiguous reports whether a key differs from "model" or "stream"
-// only by case, as Go's encoding/json would still match it.
+// caseAmbiguous reports whether a key differs from "model", "stream" or
+// "stream_options" only by case, as Go's encoding/json would still match it.
 func caseAmbiguous(keys []string) bool {
 	for _, k := range keys {
-		for _, name := range []string{"model", "stream"} {
+		for _, name := range []string{"model", "stream", "stream_options"} {
 			if k != name && strings.EqualFold(k, name) {
 				return true
 			}
@@ -108,7 +108,20 @@ func FuzzScanJSON(f *testing.F) {
 			if !isObject || hasDuplicate(keys) || caseAmbiguous(keys) {
 				return
 			}
-			// A valid object refused: only for its model.
+			// A valid object refused: only for its model, or for an
+			// include_usage key in stream_options that differs only by case.
+			if bad.Param == "stream_options.include_usage" {
+				var ref refFields
+				var opts map[string]json.RawMessage
+				if json.Unmarshal(body, &ref) == nil && json.Unmarshal(ref.StreamOptions, &opts) == nil {
+					for k := range opts {
+						if k != "include_usage" && strings.EqualFold(k, "include_usage") {
+							return
+						}
+					}
+				}
+				t.Fatalf("ScanJSON(%q) refused stream_options %s without a case-folded include_usage: %v", body, ref.StreamOptions, err)
+			}
 			if bad.Param != "model" {
 				t.Fatalf("ScanJSON(%q) refused a valid object without duplicate keys: %v", body, err)
 			}

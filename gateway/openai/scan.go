@@ -56,11 +56,12 @@ func parseError(format string, args ...any) error {
 // must be exactly one valid JSON object (surrounding whitespace allowed).
 // Top-level keys must be unique after unescaping (and replacing invalid
 // UTF-8 with U+FFFD, as encoding/json does), and no key may differ from
-// "model" or "stream" only by case: an upstream that matches keys
+// "model", "stream" or "stream_options" (nor, inside stream_options, from
+// "include_usage") only by case: an upstream that matches keys
 // case-insensitively (Go's encoding/json does) would otherwise read a model
-// the gateway never checked. "model", when present, must be a string of valid
-// UTF-8. "stream" is read when it is a boolean. All errors are
-// *gateway.BadRequestError.
+// the gateway never checked, or a stream whose usage it never sees. "model",
+// when present, must be a string of valid UTF-8. "stream" is read when it is
+// a boolean. All errors are *gateway.BadRequestError.
 func ScanJSON(body []byte) (RequestFields, error) {
 	s := scanner{b: body}
 	var f RequestFields
@@ -119,7 +120,11 @@ func ScanJSON(body []byte) (RequestFields, error) {
 				f.Stream = kind == kindTrue
 			case "stream_options":
 				f.optStart, f.optEnd = valStart, s.i
-				f.IncludeUsage = kind == kindObject && includesUsage(s.b[valStart:s.i])
+				if kind == kindObject {
+					if f.IncludeUsage, err = includesUsage(s.b[valStart:s.i]); err != nil {
+						return f, err
+					}
+				}
 			}
 			s.skipWS()
 			if s.i >= len(s.b) {
@@ -205,10 +210,10 @@ func checkKey(seen *keySet, key []byte) error {
 			Message: fmt.Sprintf("duplicate key %q in request body", key),
 		}
 	}
-	// At most "stream" plus multi-byte folds (U+017F, U+212A); cheap filter
-	// before the Unicode-aware comparison.
-	if len(key) >= 5 && len(key) <= 18 {
-		for _, name := range [...]string{"model", "stream"} {
+	// Cheap filter before the Unicode-aware comparison: the longest fold
+	// is "stream_options" with both s written as U+017F (16 bytes).
+	if len(key) >= 5 && len(key) <= 16 {
+		for _, name := range [...]string{"model", "stream", "stream_options"} {
 			if string(key) != name && strings.EqualFold(string(key), name) {
 				return &gateway.BadRequestError{
 					Param:   name,

@@ -2,16 +2,33 @@ package openai
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
+
+	"github.com/regate/gateway/gateway"
 )
 
-// includesUsage reports whether a stream_options object sets
-// include_usage to true.
-func includesUsage(obj []byte) bool {
-	var o struct {
-		IncludeUsage json.RawMessage `json:"include_usage"`
+// includesUsage reports whether a stream_options object (valid JSON, as
+// ScanJSON checked) sets include_usage to true, the last of equal keys
+// winning as in every common JSON reader. A key that differs from
+// "include_usage" only by case is refused: encoding/json would match it
+// and Python's json would not, so the gateway could not know whether the
+// upstream sends the usage chunk it charges by.
+func includesUsage(obj []byte) (bool, error) {
+	var o map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &o); err != nil {
+		return false, parseError("stream_options: %v", err)
 	}
-	return json.Unmarshal(obj, &o) == nil && string(o.IncludeUsage) == "true"
+	for k := range o {
+		if k != "include_usage" && strings.EqualFold(k, "include_usage") {
+			return false, &gateway.BadRequestError{
+				Param:   "stream_options.include_usage",
+				Message: fmt.Sprintf("key %q in stream_options differs from %q only by case", k, "include_usage"),
+			}
+		}
+	}
+	return string(o["include_usage"]) == "true", nil
 }
 
 // includeUsageMember is what WithIncludeUsage writes.
