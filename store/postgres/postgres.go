@@ -44,6 +44,14 @@ const ListenerApplicationName = "regate-gateway-listener"
 
 const defaultConnectTimeout = 5 * time.Second
 
+// DefaultQueryTimeout bounds each store operation when Config.QueryTimeout
+// is 0.
+const DefaultQueryTimeout = 5 * time.Second
+
+// errQueryTimeout is the cause of a context ended by the query bound: the
+// database accepted the work but did not answer in time.
+var errQueryTimeout = errors.New("the database did not answer in time")
+
 // Config configures a Store.
 type Config struct {
 	// URL is the PostgreSQL connection string (URL or key=value form);
@@ -59,6 +67,12 @@ type Config struct {
 	// ConnectTimeout bounds each connection attempt; 0 means connect_timeout
 	// from URL, else 5 s.
 	ConnectTimeout time.Duration
+	// QueryTimeout bounds each operation (its queries and transaction) from
+	// the moment it asks the pool for a connection: a database that accepts
+	// connections but stops answering fails the operation with
+	// gateway.ErrUnavailable instead of holding it for as long as the
+	// caller waits. 0 means DefaultQueryTimeout; negative, no bound.
+	QueryTimeout time.Duration
 }
 
 // Store is a gateway.Store on PostgreSQL. Create it with New, then Start it.
@@ -67,6 +81,7 @@ type Store struct {
 	poolCfg   *pgxpool.Config
 	listenCfg *pgx.ConnConfig
 	src       string // tells this Store's notifications from other replicas'
+	timeout   time.Duration
 
 	mu         sync.Mutex // guards Start and Close
 	closed     bool
@@ -114,7 +129,21 @@ func New(cfg Config) (*Store, error) {
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	return &Store{log: log, poolCfg: pc, listenCfg: lc, src: hex.EncodeToString(id[:])}, nil
+	timeout := cfg.QueryTimeout
+	if timeout == 0 {
+		timeout = DefaultQueryTimeout
+	}
+	return &Store{log: log, poolCfg: pc, listenCfg: lc, src: hex.EncodeToString(id[:]), timeout: timeout}, nil
+}
+
+// bound returns ctx limited to the store's query timeout; translate tells
+// an operation ended by it (gateway.ErrUnavailable) from one whose caller
+// gave up.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout < 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, s.timeout, errQueryTimeout)
 }
 
 // Start opens the query pool and the listen connection and starts
@@ -169,6 +198,8 @@ func (s *Store) Close() {
 
 // Ping implements gateway.Store.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return errNotStarted
 	}
@@ -292,6 +323,9 @@ func translate(ctx context.Context, err error) error {
 		return err
 	}
 	if ctx.Err() != nil {
+		if errors.Is(context.Cause(ctx), errQueryTimeout) {
+			return fmt.Errorf("%w: %w: %w", gateway.ErrUnavailable, errQueryTimeout, err)
+		}
 		return err // the caller gave up; the database is not known to be down
 	}
 	if brokenConn(err) {

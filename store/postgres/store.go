@@ -23,6 +23,8 @@ WHERE k.key_hash = $1`
 
 // PrincipalByKeyHash implements gateway.PrincipalStore with one query.
 func (s *Store) PrincipalByKeyHash(ctx context.Context, keyHash string) (*gateway.Principal, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}
@@ -91,6 +93,8 @@ RETURNING created_at`
 // CreateKey implements gateway.Store. A zero k.CreatedAt is set to the
 // database's time.
 func (s *Store) CreateKey(ctx context.Context, k *gateway.Key) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	args, err := keyArgs(k)
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)
@@ -111,6 +115,8 @@ func (s *Store) CreateKey(ctx context.Context, k *gateway.Key) error {
 
 // GetKey implements gateway.Store.
 func (s *Store) GetKey(ctx context.Context, keyHash string) (*gateway.Key, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}
@@ -128,6 +134,8 @@ func (s *Store) GetKey(ctx context.Context, keyHash string) (*gateway.Key, error
 // UpdateKey implements gateway.Store: the row is locked while fn runs. fn
 // may not change the key's ID; changes to CreatedAt are ignored.
 func (s *Store) UpdateKey(ctx context.Context, keyHash string, fn func(*gateway.Key) error) (*gateway.Key, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out *gateway.Key
 	err := s.write(ctx, func(tx pgx.Tx) ([]gateway.Change, error) {
 		k, err := scanKey(tx.QueryRow(ctx, "SELECT "+keyCols+" FROM keys WHERE key_hash = $1 FOR UPDATE", keyHash))
@@ -161,6 +169,8 @@ func (s *Store) UpdateKey(ctx context.Context, keyHash string, fn func(*gateway.
 // DeleteKeys implements gateway.Store. The deleted hashes come back in the
 // order given, without duplicates.
 func (s *Store) DeleteKeys(ctx context.Context, keyHashes []string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(keyHashes) == 0 {
 		return nil, nil
 	}
@@ -181,6 +191,8 @@ func (s *Store) DeleteKeys(ctx context.Context, keyHashes []string) ([]string, e
 
 // ListKeys implements gateway.Store: keys in creation order (ties by hash).
 func (s *Store) ListKeys(ctx context.Context, f gateway.KeyFilter) ([]*gateway.Key, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}

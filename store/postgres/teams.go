@@ -15,6 +15,8 @@ import (
 // CreateTeam implements gateway.Store. A zero t.CreatedAt is set to the
 // database's time.
 func (s *Store) CreateTeam(ctx context.Context, t *gateway.Team) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	args, err := teamArgs(t)
 	if err != nil {
 		return fmt.Errorf("create team: %w", err)
@@ -38,6 +40,8 @@ func (s *Store) CreateTeam(ctx context.Context, t *gateway.Team) error {
 
 // GetTeam implements gateway.Store.
 func (s *Store) GetTeam(ctx context.Context, id string) (*gateway.Team, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}
@@ -55,6 +59,8 @@ func (s *Store) GetTeam(ctx context.Context, id string) (*gateway.Team, error) {
 // UpdateTeam implements gateway.Store: the row is locked while fn runs. fn
 // may not change the team's ID; changes to CreatedAt are ignored.
 func (s *Store) UpdateTeam(ctx context.Context, id string, fn func(*gateway.Team) error) (*gateway.Team, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out *gateway.Team
 	err := s.write(ctx, func(tx pgx.Tx) ([]gateway.Change, error) {
 		t, err := scanTeam(tx.QueryRow(ctx, "SELECT "+teamCols+" FROM teams WHERE team_id = $1 FOR UPDATE", id))
@@ -101,6 +107,8 @@ func (s *Store) DeleteUsers(ctx context.Context, ids []string) ([]string, error)
 // deleted explicitly (ON DELETE CASCADE is the safety net) to learn their
 // hashes for the change notice.
 func (s *Store) deleteOwners(ctx context.Context, kind string, ids []string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -130,6 +138,8 @@ func (s *Store) deleteOwners(ctx context.Context, kind string, ids []string) ([]
 
 // ListTeams implements gateway.Store: teams sorted by id.
 func (s *Store) ListTeams(ctx context.Context) ([]*gateway.Team, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}
@@ -152,6 +162,8 @@ func (s *Store) ListTeams(ctx context.Context) ([]*gateway.Team, error) {
 // u.ID; a key naming another user is an error. Zero CreatedAt fields are
 // set to the database's time.
 func (s *Store) CreateUser(ctx context.Context, u *gateway.User, k *gateway.Key) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	args, err := userArgs(u)
 	if err != nil {
 		return fmt.Errorf("create user: %w", err)
@@ -197,6 +209,8 @@ func (s *Store) CreateUser(ctx context.Context, u *gateway.User, k *gateway.Key)
 
 // GetUser implements gateway.Store.
 func (s *Store) GetUser(ctx context.Context, id string) (*gateway.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}
@@ -214,6 +228,8 @@ func (s *Store) GetUser(ctx context.Context, id string) (*gateway.User, error) {
 // UpdateUser implements gateway.Store: the row is locked while fn runs. fn
 // may not change the user's ID; changes to CreatedAt are ignored.
 func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*gateway.User) error) (*gateway.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var out *gateway.User
 	err := s.write(ctx, func(tx pgx.Tx) ([]gateway.Change, error) {
 		u, err := scanUser(tx.QueryRow(ctx, "SELECT "+userCols+" FROM users WHERE user_id = $1 FOR UPDATE", id))
@@ -245,6 +261,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, fn func(*gateway.User
 
 // ListUsers implements gateway.Store: users sorted by id.
 func (s *Store) ListUsers(ctx context.Context) ([]*gateway.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.pool == nil {
 		return nil, errNotStarted
 	}

@@ -49,6 +49,8 @@ WHERE (keys.display, keys.alias, keys.role, keys.models, keys.aliases, keys.team
 // then keys, sent as one batch. A key whose team or user exists neither in
 // the database nor in the batch fails the whole call with ErrNotFound.
 func (s *Store) Upsert(ctx context.Context, teams []gateway.Team, users []gateway.User, keys []gateway.Key) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	type item struct {
 		change gateway.Change
 		what   string // for errors

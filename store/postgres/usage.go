@@ -29,6 +29,8 @@ func (s *Store) Usage() Usage { return Usage{s} }
 
 // Sync implements gateway.UsageStore in one transaction.
 func (u Usage) Sync(ctx context.Context, replica string, d gateway.UsageDelta, since time.Time) (gateway.UsageView, error) {
+	ctx, cancel := u.s.bound(ctx)
+	defer cancel()
 	pool := u.s.pool
 	if pool == nil {
 		return gateway.UsageView{}, errNotStarted
@@ -134,6 +136,8 @@ func (u Usage) Sync(ctx context.Context, replica string, d gateway.UsageDelta, s
 
 // Leave implements gateway.UsageStore.
 func (u Usage) Leave(ctx context.Context, replica string) error {
+	ctx, cancel := u.s.bound(ctx)
+	defer cancel()
 	if u.s.pool == nil {
 		return errNotStarted
 	}
@@ -148,6 +152,8 @@ var reportColumns = map[string]string{"key": "key_id", "team": "team_id", "user"
 
 // Report implements gateway.UsageStore.
 func (u Usage) Report(ctx context.Context, start, end time.Time, groupBy string) ([]gateway.SpendReportRow, error) {
+	ctx, cancel := u.s.bound(ctx)
+	defer cancel()
 	col, ok := reportColumns[groupBy]
 	if !ok {
 		return nil, fmt.Errorf("group_by %q: want team, key, user or model", groupBy)

@@ -77,8 +77,8 @@ type Options struct {
 	// Serving sets TLS and the limits on clients; zero values mean plain
 	// HTTP and the default limits.
 	Serving Serving
-	// Bounds limit upstream answers and bundle fetches; zero values mean
-	// the defaults.
+	// Bounds limit upstream answers, bundle fetches and store operations;
+	// zero values mean the defaults.
 	Bounds Bounds
 }
 
@@ -211,7 +211,7 @@ func Build(ctx context.Context, opts Options) (*Gateway, error) {
 	if err := CheckPrincipals(ctx, cfg, eng); err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, opts.DatabaseURL, log)
+	st, err := openStore(ctx, opts.DatabaseURL, opts.Bounds.DatabaseQueryTimeout, log)
 	if err != nil {
 		return nil, err
 	}
@@ -224,15 +224,16 @@ func Build(ctx context.Context, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// openStore opens PostgreSQL (migrated) when url is set, else memory.
-func openStore(ctx context.Context, url string, log *slog.Logger) (gateway.Store, error) {
+// openStore opens PostgreSQL (migrated) when url is set, else memory;
+// queryTimeout bounds each PostgreSQL operation (0: the default).
+func openStore(ctx context.Context, url string, queryTimeout time.Duration, log *slog.Logger) (gateway.Store, error) {
 	if url == "" {
 		return memory.New(), nil
 	}
 	if err := postgres.Migrate(ctx, url); err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
-	st, err := postgres.New(postgres.Config{URL: url, Logger: log})
+	st, err := postgres.New(postgres.Config{URL: url, Logger: log, QueryTimeout: queryTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/regate/gateway/gateway/proxy"
 	"github.com/regate/gateway/rego"
+	"github.com/regate/gateway/store/postgres"
 )
 
 // Defaults of the bounds on upstreams and bundle servers (DESIGN §13).
@@ -18,6 +19,9 @@ const (
 	DefaultMaxUpstreamResponseBytes = proxy.DefaultMaxResponseBytes
 	// DefaultBundleFetchTimeout bounds one fetch of a bundle-service URL.
 	DefaultBundleFetchTimeout = rego.DefaultFetchTimeout
+	// DefaultDatabaseQueryTimeout bounds one operation of the PostgreSQL
+	// store.
+	DefaultDatabaseQueryTimeout = postgres.DefaultQueryTimeout
 )
 
 // Bounds limit what the gateway waits for and reads from the servers it
@@ -35,6 +39,11 @@ type Bounds struct {
 	// other sources, later reloads or the status endpoint; default
 	// DefaultBundleFetchTimeout.
 	BundleFetchTimeout time.Duration
+	// DatabaseQueryTimeout bounds each operation of the PostgreSQL store
+	// (a key lookup, an admin write, a usage sync): a database that accepts
+	// connections but stops answering fails it with 503 after this long;
+	// default DefaultDatabaseQueryTimeout.
+	DatabaseQueryTimeout time.Duration
 }
 
 // boundsFlags are the flags of Bounds.
@@ -44,11 +53,16 @@ type boundsFlags struct {
 	err error
 }
 
-// addBoundsFlags registers --max-upstream-response-bytes and
-// --bundle-fetch-timeout with their environment fallbacks, parsed into b.
+// addBoundsFlags registers --max-upstream-response-bytes,
+// --bundle-fetch-timeout and --database-query-timeout with their
+// environment fallbacks, parsed into b.
 func addBoundsFlags(fset *flag.FlagSet, getenv func(string) string, b *Bounds) *boundsFlags {
 	f := &boundsFlags{b: b}
-	*b = Bounds{MaxUpstreamResponseBytes: DefaultMaxUpstreamResponseBytes, BundleFetchTimeout: DefaultBundleFetchTimeout}
+	*b = Bounds{
+		MaxUpstreamResponseBytes: DefaultMaxUpstreamResponseBytes,
+		BundleFetchTimeout:       DefaultBundleFetchTimeout,
+		DatabaseQueryTimeout:     DefaultDatabaseQueryTimeout,
+	}
 	if v := getenv("GATEWAY_MAX_UPSTREAM_RESPONSE_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
@@ -58,16 +72,26 @@ func addBoundsFlags(fset *flag.FlagSet, getenv func(string) string, b *Bounds) *
 		}
 	}
 	fset.Int64Var(&b.MaxUpstreamResponseBytes, "max-upstream-response-bytes", b.MaxUpstreamResponseBytes, "upstream answer bytes (not streams)")
-	if v := getenv("GATEWAY_BUNDLE_FETCH_TIMEOUT"); v != "" {
-		t, err := time.ParseDuration(v)
-		if err != nil || t <= 0 {
-			f.err = errors.Join(f.err, fmt.Errorf("GATEWAY_BUNDLE_FETCH_TIMEOUT=%q: want a positive duration such as 30s", v))
-		} else {
-			b.BundleFetchTimeout = t
-		}
-	}
+	f.duration(getenv, "GATEWAY_BUNDLE_FETCH_TIMEOUT", &b.BundleFetchTimeout)
 	fset.DurationVar(&b.BundleFetchTimeout, "bundle-fetch-timeout", b.BundleFetchTimeout, "bundle-service fetch deadline")
+	f.duration(getenv, "GATEWAY_DATABASE_QUERY_TIMEOUT", &b.DatabaseQueryTimeout)
+	fset.DurationVar(&b.DatabaseQueryTimeout, "database-query-timeout", b.DatabaseQueryTimeout, "PostgreSQL store operation deadline")
 	return f
+}
+
+// duration reads the environment variable name into d, when it is set to
+// a positive duration, and records an error otherwise.
+func (f *boundsFlags) duration(getenv func(string) string, name string, d *time.Duration) {
+	v := getenv(name)
+	if v == "" {
+		return
+	}
+	t, err := time.ParseDuration(v)
+	if err != nil || t <= 0 {
+		f.err = errors.Join(f.err, fmt.Errorf("%s=%q: want a positive duration such as 30s", name, v))
+		return
+	}
+	*d = t
 }
 
 // validate checks the values after parsing.
@@ -78,6 +102,9 @@ func (f *boundsFlags) validate() error {
 	}
 	if f.b.BundleFetchTimeout <= 0 {
 		err = errors.Join(err, errors.New("--bundle-fetch-timeout must be positive"))
+	}
+	if f.b.DatabaseQueryTimeout <= 0 {
+		err = errors.Join(err, errors.New("--database-query-timeout must be positive"))
 	}
 	return err
 }

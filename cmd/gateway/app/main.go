@@ -67,6 +67,10 @@ flags (serve):
                         give up on a fetch of a bundle-service URL after D; a hanging
                         server never holds up other sources or reloads
                         (env GATEWAY_BUNDLE_FETCH_TIMEOUT); default 30s
+  --database-query-timeout D
+                        give up on a PostgreSQL store operation (key lookup, admin
+                        write, usage sync) after D and answer 503
+                        (env GATEWAY_DATABASE_QUERY_TIMEOUT); default 5s
 
 Traces are exported over OTLP when the standard OTEL_* environment names an
 exporter or endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp).

@@ -36,6 +36,8 @@ func TestOpsFlags(t *testing.T) {
 		{"zero response bytes flag", []string{"--max-upstream-response-bytes", "0"}, nil, "--max-upstream-response-bytes must be positive"},
 		{"bad fetch timeout env", nil, map[string]string{"GATEWAY_BUNDLE_FETCH_TIMEOUT": "soon"}, "GATEWAY_BUNDLE_FETCH_TIMEOUT"},
 		{"zero fetch timeout flag", []string{"--bundle-fetch-timeout", "0s"}, nil, "--bundle-fetch-timeout must be positive"},
+		{"bad query timeout env", nil, map[string]string{"GATEWAY_DATABASE_QUERY_TIMEOUT": "-5s"}, "GATEWAY_DATABASE_QUERY_TIMEOUT"},
+		{"zero query timeout flag", []string{"--database-query-timeout", "0s"}, nil, "--database-query-timeout must be positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
