@@ -191,12 +191,6 @@ _model_allowed if {
 	object.get(input.model, "found", false) == true
 }
 
-_model_key_ok if _layer_permits("key", input.model)
-
-_model_team_ok if _layer_permits("team", input.model)
-
-_model_user_ok if _layer_permits("user", input.model)
-
 _requested := r if {
 	r := input.model.requested
 	is_string(r)
@@ -208,9 +202,18 @@ _model_not_found_message := concat("", ["The model `", _requested, "` does not e
 
 # A model that does not exist gets each layer's verdict on its name too:
 # working them out costs what it costs for a forbidden model, so that the
-# time of the one 404 does not tell the two apart (DESIGN §2).
+# time of the one 404 does not tell the two apart (DESIGN §2). The first
+# two rules are one (a model not found, whatever its chain) split on the
+# chain being empty, as the last two are, so that a forbidden and a
+# nonexistent model test the same number of conditions.
 _model_reasons := array.concat(["model: not found"], _layer_reasons) if {
 	_model_unfound
+	count(input.model.names) > 0
+}
+
+_model_reasons := array.concat(["model: not found"], _layer_reasons) if {
+	_model_unfound
+	_model_empty
 }
 
 _model_reasons := ["model: empty chain"] if {

@@ -462,4 +462,28 @@ _denied_layer_reason(l) := concat("", [l, ": no entry matches"]) if {
 
 _no_default_models("user") if _user_list == ["no-default-models"]
 
-_model_layer_allows(l) if _layer_allows(l, input.model.names, input.model.access_groups)
+# _model_key_ok, _model_team_ok and _model_user_ok are the layers' verdicts
+# on input.model (authz.rego's _model_allowed).
+_model_key_ok if _layer_permits("key", input.model)
+
+_model_team_ok if _layer_permits("team", input.model)
+
+_model_user_ok if _layer_permits("user", input.model)
+
+# _model_layer_allows(l) is _layer_allows(l, ...) for input.model, through
+# the rules _model_allowed has already evaluated (OPA keeps their values
+# for the evaluation), so that a denial matches the chain once per layer.
+_model_layer_allows("key") if {
+	count(input.model.names) > 0
+	_model_key_ok
+}
+
+_model_layer_allows("team") if {
+	count(input.model.names) > 0
+	_model_team_ok
+}
+
+_model_layer_allows("user") if {
+	count(input.model.names) > 0
+	_model_user_ok
+}

@@ -55,6 +55,9 @@ type Catalog struct {
 	groups     map[string]*group
 	groupNames []string
 	wildcards  []*wildcard // most specific first
+	// decoy is the wildcard whose serving a name not found mimics (the
+	// first that substitutes names, else the first); nil without wildcards.
+	decoy *wildcard
 
 	global map[string]Alias
 
@@ -140,11 +143,16 @@ func NewWithInfo(deployments []gateway.Deployment, aliases []Alias, info InfoLoo
 		return nil, dedupe(errs)
 	}
 	c.precompute()
-	if !slices.ContainsFunc(c.wildcards, func(w *wildcard) bool { return slices.Contains(w.substitute, true) }) {
+	if i := slices.IndexFunc(c.wildcards, func(w *wildcard) bool { return slices.Contains(w.substitute, true) }); i >= 0 {
+		c.decoy = c.wildcards[i]
+	} else {
 		// Only a wildcard deployment whose provider model has a '*' looks
 		// names up after this; without one, the built-in catalog behind
 		// info can be collected.
 		c.info = nil
+		if len(c.wildcards) > 0 {
+			c.decoy = c.wildcards[0]
+		}
 	}
 	return c, nil
 }

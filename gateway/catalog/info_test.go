@@ -110,3 +110,43 @@ func TestUnpriced(t *testing.T) {
 		t.Errorf("Unpriced(nil) = %v, want %v", got, want)
 	}
 }
+
+// TestNotFoundMimicsServing checks the constant work behind DESIGN §2: a
+// name nothing serves, resolved for the first time, looks its name up in
+// the built-in catalog as a name the first substituting wildcard group
+// serves does, and its resolution is still "not found"; asked again, both
+// come from the cache without a lookup.
+func TestNotFoundMimicsServing(t *testing.T) {
+	var asked []string
+	lookup := func(provider, model string) (gateway.ModelInfo, bool) {
+		asked = append(asked, provider+"/"+model)
+		return gateway.ModelInfo{}, false
+	}
+	deps := []gateway.Deployment{
+		dep("0", "gpt-4o", "openai/gpt-4o", "openai"),
+		dep("1", "vendor/*", "openai/*", "openai"),
+	}
+	c, err := NewWithInfo(deps, nil, lookup)
+	if err != nil {
+		t.Fatalf("NewWithInfo: %v", err)
+	}
+	asked = nil
+	served := c.Resolve("vendor/chat-1", nil, nil)
+	if !served.Found || len(asked) != 1 || asked[0] != "openai/chat-1" {
+		t.Fatalf("served name: found %t, lookups %q; want found and one lookup of openai/chat-1", served.Found, asked)
+	}
+	asked = nil
+	missing := c.Resolve("vendre/chat-1", nil, nil)
+	if missing.Found || len(missing.Deployments) != 0 || !slices.Equal(missing.Names, []string{"vendre/chat-1"}) {
+		t.Fatalf("name not found resolved to %+v", missing)
+	}
+	if len(asked) != 1 {
+		t.Fatalf("name not found: lookups %q, want one, as a served name does", asked)
+	}
+	asked = nil
+	c.Resolve("vendor/chat-1", nil, nil)
+	c.Resolve("vendre/chat-1", nil, nil)
+	if len(asked) != 0 {
+		t.Fatalf("asked again: lookups %q, want none (cached)", asked)
+	}
+}
