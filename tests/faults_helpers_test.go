@@ -2,6 +2,9 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,4 +82,41 @@ func within(tb testing.TB, what string, took, lo, hi time.Duration) {
 	if took < lo || took > hi {
 		tb.Errorf("%s took %v, want between %v and %v", what, took.Round(time.Millisecond), lo, hi)
 	}
+}
+
+// timedDo sends a request with the bearer key (none when empty) and a JSON
+// body through client and returns the status, the answer's body and how
+// long it took; status 0 and the error's text when the request failed.
+func timedDo(tb testing.TB, client *http.Client, base, method, path, key string, body []byte) (int, []byte, time.Duration) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(tb.Context(), method, base+path, bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error()), time.Since(start)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, time.Since(start)
+}
+
+// generateKey makes a key for gpt-4o through the admin API with the
+// master key of the fault tests' configurations.
+func generateKey(tb testing.TB, client *http.Client, base string) string {
+	tb.Helper()
+	code, b, _ := timedDo(tb, client, base, http.MethodPost, "/key/generate", "sk-master-test-0000", []byte(`{"models": ["gpt-4o"]}`))
+	var out struct {
+		Key string `json:"key"`
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &out) != nil || out.Key == "" {
+		tb.Fatalf("POST /key/generate = %d %s", code, b)
+	}
+	return out.Key
 }
