@@ -135,10 +135,20 @@ func validBoundary(b string) bool {
 	return true
 }
 
+// parsePartHeader reads a part's header lines (hdr ends with the CRLF of the
+// last one). A bare LF or CR in them is refused: net/textproto ends a line
+// at a bare LF, so "name=\"model\" \n\r\n" would end the headers one line
+// earlier for mime/multipart than for the split above, and the two would
+// read different contents.
 func parsePartHeader(hdr []byte) (mpPart, error) {
 	var part mpPart
 	if len(hdr) == 0 {
 		return part, nil
+	}
+	for i, c := range hdr {
+		if (c == '\n' && (i == 0 || hdr[i-1] != '\r')) || (c == '\r' && (i+1 == len(hdr) || hdr[i+1] != '\n')) {
+			return part, multipartError("a bare CR or LF in part headers")
+		}
 	}
 	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(hdr[:len(hdr):len(hdr)], '\r', '\n'))))
 	h, err := r.ReadMIMEHeader()

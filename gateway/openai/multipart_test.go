@@ -134,6 +134,10 @@ func TestScanMultipartErrors(t *testing.T) {
 		{"boundary with a CR", []byte("--\r--"), "multipart/form-data; boundary*=utf-8''%0D", "", "with a boundary"},
 		{"boundary ending in a space", []byte("--a \r\n\r\nx\r\n--a --"), `multipart/form-data; boundary="a "`, "", "with a boundary"},
 		{"boundary of 71 characters", good, "multipart/form-data; boundary=" + strings.Repeat("a", 71), "", "with a boundary"},
+		// mime/multipart ends the header line at the bare LF and reads the
+		// model "\r\n"; the split above would read "".
+		{"bare LF in part headers", []byte("--X\r\nContent-Disposition: form-data; name=\"model\" \n\r\n\r\n\r\n--X--"), "multipart/form-data; boundary=X", "", "bare CR or LF"},
+		{"bare CR in part headers", []byte("--X\r\nContent-Disposition: form-data; name=\"model\"\rX: y\r\n\r\nm\r\n--X--"), "multipart/form-data; boundary=X", "", "bare CR or LF"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
