@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -68,11 +69,35 @@ func (p *parser) enter(set *map[*yaml.Node]bool, n *yaml.Node, line int, path st
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
-	p.problems = append(p.problems, Problem{Line: line, Message: fmt.Sprintf(format, args...)})
+	p.problems = append(p.problems, Problem{Line: line, Message: oneLine(fmt.Sprintf(format, args...))})
 }
 
 func (p *parser) warnf(line int, format string, args ...any) {
-	p.cfg.Warnings = append(p.cfg.Warnings, Warning{Line: line, Message: fmt.Sprintf(format, args...)})
+	p.cfg.Warnings = append(p.cfg.Warnings, Warning{Line: line, Message: oneLine(fmt.Sprintf(format, args...))})
+}
+
+// oneLine escapes, as Go writes them in a quoted string, the control
+// characters and the Unicode line and paragraph separators of a message
+// built from the file's text (a tag such as "!%0A" decodes to a newline),
+// so that every problem stays one line of the report and of the log.
+func oneLine(msg string) string {
+	if !strings.ContainsFunc(msg, breaksLine) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if breaksLine(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func breaksLine(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 // field is one key of a mapping with its value.
