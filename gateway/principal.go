@@ -54,6 +54,18 @@ func Redact(s string) string {
 	return "sk-..." + s[len(s)-4:]
 }
 
+// KeyChars reports whether s holds only characters a key keeps on its way
+// through an HTTP header: printable ASCII, no spaces (the gateway trims
+// spaces around a presented key, and Redact cuts bytes, not characters).
+func KeyChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // HashKey returns the SHA-256 hex digest under which a virtual key is stored.
 func HashKey(plaintext string) string {
 	sum := sha256.Sum256([]byte(plaintext))

@@ -326,6 +326,9 @@ func TestDecodeBody(t *testing.T) {
 		{"models not a list", `{"models": "gpt-4o"}`, "models", "want an array of strings"},
 		{"aliases not an object", `{"aliases": ["a"]}`, "aliases", "want an object of strings"},
 		{"blocked not a bool", `{"blocked": "yes"}`, "blocked", "want a boolean"},
+		{"custom key too short", `{"key": "sk-short"}`, "key", "printable ASCII"},
+		{"custom key with a space", `{"key": "sk-has a space-1234"}`, "key", "printable ASCII"},
+		{"custom key not ASCII", "{\"key\": \"sk-\xea\xad00000000\"}", "key", "printable ASCII"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

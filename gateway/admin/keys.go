@@ -81,8 +81,8 @@ func (a *API) keyGenerate(ctx context.Context, _ *gateway.Principal, r *http.Req
 	var plain string
 	if req.Key != nil && *req.Key != "" {
 		plain = *req.Key
-		if !strings.HasPrefix(plain, "sk-") || len(plain) < minCustomKey {
-			return nil, badRequest("key", "Invalid key: a custom key must start with \"sk-\" and have at least %d characters.", minCustomKey)
+		if !strings.HasPrefix(plain, "sk-") || len(plain) < minCustomKey || !gateway.KeyChars(plain) {
+			return nil, badRequest("key", "Invalid key: a custom key must start with \"sk-\", have at least %d characters, and hold only printable ASCII characters without spaces.", minCustomKey)
 		}
 	} else {
 		var err error

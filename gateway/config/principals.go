@@ -365,6 +365,9 @@ func (p *parser) keys(n *yaml.Node, pr *principals) []keyRec {
 				case !strings.HasPrefix(ref.value, "sk-"):
 					p.errorf(f.line, "%s: must start with \"sk-\"", fp)
 					valid = false
+				case !gateway.KeyChars(ref.value):
+					p.errorf(f.line, "%s: must hold only printable ASCII characters without spaces", fp)
+					valid = false
 				default:
 					plaintext = ref.value
 				}

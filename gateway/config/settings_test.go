@@ -116,6 +116,7 @@ gateway_settings:
       user_id: nobody
     - key: sk-one-123456
     - key_alias: no key
+    - key: "sk-with a space-1"
 `,
 			want: []wantProblem{
 				{16, `gateway_settings.keys[0].key: must start with "sk-"`},
@@ -123,6 +124,7 @@ gateway_settings:
 				{19, `gateway_settings.keys[1].user_id: no user "nobody" in gateway_settings.users`},
 				{20, "gateway_settings.keys[2]: same key as gateway_settings.keys[1]"},
 				{21, "gateway_settings.keys[3]: missing key"},
+				{22, "gateway_settings.keys[4].key: must hold only printable ASCII characters without spaces"},
 			},
 		},
 		{
