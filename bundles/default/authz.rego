@@ -208,12 +208,12 @@ _model_not_found_message := concat("", ["The model `", _requested, "` does not e
 # nonexistent model test the same number of conditions.
 _model_reasons := array.concat(["model: not found"], _layer_reasons) if {
 	_model_unfound
-	count(input.model.names) > 0
+	count(object.get(input.model, "names", [])) > 0
 }
 
 _model_reasons := array.concat(["model: not found"], _layer_reasons) if {
 	_model_unfound
-	_model_empty
+	count(object.get(input.model, "names", [])) == 0
 }
 
 _model_reasons := ["model: empty chain"] if {

@@ -122,6 +122,21 @@ test_not_found_without_model if {
 	object.subset(d, _t_not_found(""))
 }
 
+# A hand-written model not found, with or without names: the same 404,
+# with the layers' verdicts in its reasons.
+test_not_found_without_names if {
+	every names in [[], "absent"] {
+		model := object.filter({"requested": "x", "found": false, "names": names, "access_groups": []}, _t_keys_unless(names))
+		d := decision with input as _t_input({"key": ["x"]}) with input.model as model
+		object.subset(d, _t_not_found("x"))
+		d.reasons == ["model: not found", "key: no entry matches", "team: does not restrict", "user: does not restrict"]
+	}
+}
+
+_t_keys_unless(names) := ["requested", "found", "access_groups"] if names == "absent"
+
+_t_keys_unless(names) := ["requested", "found", "names", "access_groups"] if names != "absent"
+
 # Custom rules (package gateway.custom) narrow on every route class but
 # health, after the model rule.
 _custom_cases := [
