@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,4 +121,49 @@ func generateKey(tb testing.TB, client *http.Client, base string) string {
 		tb.Fatalf("POST /key/generate = %d %s", code, b)
 	}
 	return out.Key
+}
+
+// clientLoad is n client loops calling the gateway without pause while a
+// fault is injected (startLoad).
+type clientLoad struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	calls    int
+	failures []string
+}
+
+// startLoad starts n client loops; each calls call(w), w its number, until
+// finish. call returns "" for a good call, else what went wrong.
+func startLoad(n int, call func(w int) string) *clientLoad {
+	l := &clientLoad{stop: make(chan struct{})}
+	for w := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				bad := call(w)
+				l.mu.Lock()
+				l.calls++
+				if bad != "" {
+					l.failures = append(l.failures, fmt.Sprintf("client %d: %s", w, bad))
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// finish stops the loops, waits for them and returns how many calls ran
+// and what went wrong.
+func (l *clientLoad) finish() (calls int, failures []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.calls, l.failures
 }

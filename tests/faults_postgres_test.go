@@ -55,34 +55,13 @@ func TestFaultPostgresRestart(t *testing.T) {
 	base0 := baseline(t, probe, base)
 
 	// Load with the cached key from 4 clients until the end.
-	stop := make(chan struct{})
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		calls    int
-		failures []string
-	)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, b, took := chat(cached)
-				mu.Lock()
-				calls++
-				if code != http.StatusOK || took > bound {
-					failures = append(failures, fmt.Sprintf("client %d: %d after %v: %.200s", w, code, took, b))
-				}
-				mu.Unlock()
-				time.Sleep(10 * time.Millisecond)
-			}
-		}()
-	}
+	load := startLoad(4, func(int) string {
+		defer time.Sleep(10 * time.Millisecond)
+		if code, b, took := chat(cached); code != http.StatusOK || took > bound {
+			return fmt.Sprintf("%d after %v: %.200s", code, took, b)
+		}
+		return ""
+	})
 	time.Sleep(300 * time.Millisecond)
 
 	cluster.Stop(t)
@@ -126,8 +105,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 			t.Errorf("key after the database returned: chat = %d %s, want 200", code, b)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	calls, failures := load.finish()
 	if len(failures) > 0 {
 		t.Errorf("%d of %d calls with the cached key failed or were slow: %s", len(failures), calls, strings.Join(failures[:min(len(failures), 5)], "; "))
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -35,39 +34,18 @@ func TestFaultSIGHUPStorm(t *testing.T) {
 
 	// Load: gpt-4o, which both bundles allow, from 4 clients.
 	const slow = 5 * time.Second
-	stop := make(chan struct{})
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		calls    int
-		failures []string
-	)
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{}, Timeout: 2 * slow}
-			defer client.CloseIdleConnections()
-			c := policyClient{g: g, base: base, client: client}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				start := time.Now()
-				code := c.chat(t, "gpt-4o")
-				took := time.Since(start)
-				mu.Lock()
-				calls++
-				if code != http.StatusOK || took > slow {
-					failures = append(failures, fmt.Sprintf("client %d: %d after %v", w, code, took))
-				}
-				mu.Unlock()
-			}
-		}()
+	clients := make([]policyClient, 4)
+	for w := range clients {
+		clients[w] = policyClient{g: g, base: base, client: &http.Client{Transport: &http.Transport{}, Timeout: 2 * slow}}
 	}
-
+	load := startLoad(4, func(w int) string {
+		start := time.Now()
+		code := clients[w].chat(t, "gpt-4o")
+		if took := time.Since(start); code != http.StatusOK || took > slow {
+			return fmt.Sprintf("%d after %v", code, took)
+		}
+		return ""
+	})
 	time.Sleep(200 * time.Millisecond)
 	for i := range 50 {
 		if i == 25 {
@@ -82,9 +60,10 @@ func TestFaultSIGHUPStorm(t *testing.T) {
 		return d == "d2"
 	})
 	time.Sleep(500 * time.Millisecond) // reloads still running must not bring d1 back
-	close(stop)
-	wg.Wait()
-
+	calls, failures := load.finish()
+	for _, c := range clients {
+		c.client.CloseIdleConnections()
+	}
 	if len(failures) > 0 {
 		t.Errorf("%d of %d calls failed or were slow during the storm: %s", len(failures), calls, strings.Join(failures[:min(len(failures), 10)], "; "))
 	}
