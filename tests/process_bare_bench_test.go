@@ -492,26 +492,43 @@ func bareStream(client *http.Client, url, key string, body []byte) (time.Duratio
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("stream: status %d", resp.StatusCode)
 	}
-	br := bufio.NewReader(resp.Body)
-	var first time.Duration
-	done := false
+	first, _, done, err := readStream(resp.Body, start, 0, nil)
+	if err != nil {
+		return 0, err
+	}
+	if !done {
+		return 0, fmt.Errorf("stream: no [DONE]")
+	}
+	return first, nil
+}
+
+// readStream reads a stream's data events from r until its end: the time
+// from start to the first event, the events before [DONE], and whether
+// [DONE] came. With stopAt > 0 it calls stop and returns after that many
+// events. A read error other than the end of r is returned.
+func readStream(r io.Reader, start time.Time, stopAt int, stop func()) (first time.Duration, events int, done bool, err error) {
+	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadSlice('\n')
 		if bytes.HasPrefix(line, []byte("data: ")) {
 			if first == 0 {
 				first = time.Since(start)
 			}
-			done = done || bytes.HasPrefix(line, []byte("data: [DONE]"))
+			if bytes.HasPrefix(line, []byte("data: [DONE]")) {
+				done = true
+			} else if !done {
+				events++
+				if events == stopAt {
+					stop()
+					return first, events, done, nil
+				}
+			}
 		}
 		if err == io.EOF {
-			break
+			return first, events, done, nil
 		}
 		if err != nil {
-			return 0, err
+			return first, events, done, err
 		}
 	}
-	if !done {
-		return 0, fmt.Errorf("stream: no [DONE]")
-	}
-	return first, nil
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -393,8 +392,14 @@ func soakChat(ctx context.Context, cancel func(), client *http.Client, base stri
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", rd)
 	req.Header = header
-	req.Header.Set("Authorization", "Bearer "+soakKey)
 	req.Header.Set("Content-Type", "application/json")
+	return soakDo(client, req)
+}
+
+// soakDo sends req with the soak key and reads the answer to its end; an
+// answer other than 200 is an error.
+func soakDo(client *http.Client, req *http.Request) error {
+	req.Header.Set("Authorization", "Bearer "+soakKey)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -431,28 +436,15 @@ func soakStream(ctx context.Context, cancel func(), client *http.Client, base st
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	br := bufio.NewReader(resp.Body)
-	var first time.Duration
-	events := 0
-	for {
-		line, err := br.ReadSlice('\n')
-		if bytes.HasPrefix(line, []byte("data: ")) {
-			if events == 0 {
-				first = time.Since(start)
-			}
-			if bytes.HasPrefix(line, []byte("data: [DONE]")) {
-				return first, nil
-			}
-			events++
-			if events == stopAt {
-				cancel()
-				return first, nil
-			}
-		}
-		if err != nil {
-			return first, fmt.Errorf("stream ended without [DONE] after %d events: %w", events, err)
-		}
+	// Ended by the client, or complete: what follows [DONE] does not count.
+	first, events, done, err := readStream(resp.Body, start, stopAt, cancel)
+	if done || (stopAt > 0 && events == stopAt) {
+		return first, nil
 	}
+	if err == nil {
+		err = io.EOF
+	}
+	return first, fmt.Errorf("stream ended without [DONE] after %d events: %w", events, err)
 }
 
 // soakGet sends a GET and reads the answer; aborted, it is cancelled
@@ -462,17 +454,5 @@ func soakGet(ctx context.Context, cancel func(), client *http.Client, url string
 		time.AfterFunc(time.Duration(rand.IntN(2000))*time.Microsecond, cancel)
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+soakKey)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return soakDo(client, req)
 }
