@@ -134,21 +134,23 @@ model_list:
 	}
 }
 
-func TestCooldownEntryAndExit(t *testing.T) {
-	a, b := newDeploymentServer(t), newDeploymentServer(t)
-	a.set(status(http.StatusInternalServerError, "boom"))
-	// a is tried first while it is not cooling: its weight leaves b no
-	// chance in float64.
-	g := routingGateway(t, `
+// aFirstConfig is a group "chat" of deployments a ({{0}}) and b ({{1}})
+// whose weights leave b no chance in float64 while a is not cooling,
+// followed by an open router_settings section.
+const aFirstConfig = `
 model_list:
   - model_name: chat
     litellm_params: {model: openai/a, api_base: "{{0}}", weight: 1e30}
   - model_name: chat
     litellm_params: {model: openai/b, api_base: "{{1}}", weight: 1e-30}
 router_settings:
-  allowed_fails: 1
-  cooldown_time: 1
-`, "chat", a, b)
+`
+
+func TestCooldownEntryAndExit(t *testing.T) {
+	a, b := newDeploymentServer(t), newDeploymentServer(t)
+	a.set(status(http.StatusInternalServerError, "boom"))
+	// a is tried first while it is not cooling.
+	g := routingGateway(t, aFirstConfig+"  allowed_fails: 1\n  cooldown_time: 1\n", "chat", a, b)
 	// Two failures within a minute: more than allowed_fails, so a cools.
 	for i := range 2 {
 		r := routedChat(t, g, "chat")
@@ -182,15 +184,7 @@ router_settings:
 func TestRetryAfterCoolsDeployment(t *testing.T) {
 	a, b := newDeploymentServer(t), newDeploymentServer(t)
 	a.set(status(http.StatusTooManyRequests, "rate_limit_exceeded", "Retry-After", "2"))
-	g := routingGateway(t, `
-model_list:
-  - model_name: chat
-    litellm_params: {model: openai/a, api_base: "{{0}}", weight: 1e30}
-  - model_name: chat
-    litellm_params: {model: openai/b, api_base: "{{1}}", weight: 1e-30}
-router_settings:
-  allowed_fails: 100
-`, "chat", a, b)
+	g := routingGateway(t, aFirstConfig+"  allowed_fails: 100\n", "chat", a, b)
 	start := time.Now()
 	if r := routedChat(t, g, "chat"); r.Status != http.StatusOK || a.calls.Load() != 1 {
 		t.Fatalf("first call: %d, a saw %d; want 200 from b after a's 429", r.Status, a.calls.Load())
