@@ -13,7 +13,9 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
-RUN go build -trimpath -ldflags="-s -w" -o /out/gateway ./cmd/gateway \
+# grpcnotrace keeps gRPC's golang.org/x/net/trace, and with it html/template,
+# out of the binary: 7 MB smaller, about 4 MB less resident (docs/DECISIONS.md).
+RUN go build -trimpath -tags grpcnotrace -ldflags="-s -w" -o /out/gateway ./cmd/gateway \
  && go build -trimpath -ldflags="-s -w" -o /out/mockupstream ./cmd/mockupstream
 
 # The OpenAI-compatible fake provider, for demos and load tests.

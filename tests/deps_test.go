@@ -66,3 +66,20 @@ func TestImportDirection(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseBinaryWithoutTemplates keeps text/template, and what came with
+// it, out of the release build: about 7 MB of binary and 4 MB of resident
+// pages here (docs/DECISIONS.md, "A smaller binary"). gRPC's x/net/trace
+// (unless grpcnotrace) and jackc/tern's sprig functions brought it in; OPA
+// uses a template package of its own.
+func TestReleaseBinaryWithoutTemplates(t *testing.T) {
+	out, err := exec.Command("go", "list", "-tags", releaseTags, "-deps", "../cmd/gateway").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "text/template" || p == "html/template" {
+			t.Errorf("the release build (-tags %s) links %s", releaseTags, p)
+		}
+	}
+}

@@ -189,13 +189,17 @@ func TestOpsComposeAndDockerfile(t *testing.T) {
 		if build.env["CGO_ENABLED"] != "0" {
 			t.Error("build stage does not set CGO_ENABLED=0: the binary would not be static")
 		}
-		builds := regexp.MustCompile(`go build [^&]*-o (\S+) (\./cmd/\S+)`).FindAllStringSubmatch(strings.Join(build.instr("RUN"), "\n"), -1)
+		builds := regexp.MustCompile(`go build ([^&]*)-o (\S+) (\./cmd/\S+)`).FindAllStringSubmatch(strings.Join(build.instr("RUN"), "\n"), -1)
 		outputs := map[string]string{}
 		for _, b := range builds {
-			if _, err := os.Stat(filepath.Join("..", b[2])); err != nil {
-				t.Errorf("Dockerfile builds %s: %v", b[2], err)
+			if _, err := os.Stat(filepath.Join("..", b[3])); err != nil {
+				t.Errorf("Dockerfile builds %s: %v", b[3], err)
 			}
-			outputs[b[1]] = b[2]
+			outputs[b[2]] = b[3]
+			// The tests build and measure the release binary with the same tags.
+			if b[3] == "./cmd/gateway" && !strings.Contains(" "+b[1], " -tags "+releaseTags+" ") {
+				t.Errorf("Dockerfile builds the gateway with %q, want -tags %s (releaseTags)", b[1], releaseTags)
+			}
 		}
 		for _, target := range []string{"gateway", "mockupstream"} {
 			st := stageNamed(stages, target)

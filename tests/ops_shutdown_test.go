@@ -16,18 +16,26 @@ import (
 	"time"
 )
 
-// buildGateway builds the real binary into a temporary directory.
+// releaseTags are the build tags of the gateway's release binary (the
+// Dockerfile's go build, which TestDockerfile holds to them). grpcnotrace
+// keeps golang.org/x/net/trace, and with it html/template, out of gRPC:
+// see docs/DECISIONS.md, "A smaller binary".
+const releaseTags = "grpcnotrace"
+
+// buildGateway builds the real binary, as the Dockerfile does, into a
+// temporary directory.
 func buildGateway(tb testing.TB) string {
 	tb.Helper()
-	return buildBinary(tb, "../cmd/gateway")
+	return buildBinary(tb, "../cmd/gateway", "-tags", releaseTags)
 }
 
-// buildBinary builds the command in pkg (relative to tests/) into a
-// temporary directory and returns its path.
-func buildBinary(tb testing.TB, pkg string) string {
+// buildBinary builds the command in pkg (relative to tests/), with the go
+// build flags given, into a temporary directory and returns its path.
+func buildBinary(tb testing.TB, pkg string, flags ...string) string {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), filepath.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
