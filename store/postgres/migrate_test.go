@@ -108,8 +108,10 @@ func TestMigrateContinuesTernSchema(t *testing.T) {
 	}
 }
 
-// A schema newer than the binary's migrations is refused and left alone.
-func TestMigrateRefusesNewerSchema(t *testing.T) {
+// migratedConn returns a new database, migrated, and a connection to it
+// that is closed when t ends.
+func migratedConn(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
 	ctx := t.Context()
 	db := pgtest.Start(t)
 	if err := Migrate(ctx, db.URL); err != nil {
@@ -119,12 +121,19 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return db.URL, conn
+}
+
+// A schema newer than the binary's migrations is refused and left alone.
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	ctx := t.Context()
+	url, conn := migratedConn(t)
 	latest := version(t, conn)
 	if _, err := conn.Exec(ctx, "UPDATE "+VersionTable+" SET version = $1", latest+1); err != nil {
 		t.Fatal(err)
 	}
-	err = Migrate(ctx, db.URL)
+	err := Migrate(ctx, url)
 	if err == nil || !strings.Contains(err.Error(), "schema version is") {
 		t.Errorf("Migrate(newer schema) = %v, want a refusal naming the version", err)
 	}
@@ -137,15 +146,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 // statements nor a new version.
 func TestMigrationFailureRollsBack(t *testing.T) {
 	ctx := t.Context()
-	db := pgtest.Start(t)
-	if err := Migrate(ctx, db.URL); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	_, conn := migratedConn(t)
 	before := version(t, conn)
 	bad := migration{version: before + 1, name: "999_bad.sql", sql: "CREATE TABLE half_done (x int);\nSELECT 1/0;"}
 	if err := apply(ctx, conn, bad); err == nil {
