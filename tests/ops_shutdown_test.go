@@ -94,6 +94,7 @@ func TestOpsGracefulShutdown(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Mock-Chunks", "30")
 	req.Header.Set("X-Mock-Chunk-Delay", "100ms")
+	req.Header.Set("X-Request-Id", "shutdown-stream")
 	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +157,11 @@ func TestOpsGracefulShutdown(t *testing.T) {
 	logs := stderr.String()
 	if i, j := strings.Index(logs, "readiness is false"), strings.Index(logs, "no longer accepting"); i < 0 || j < i {
 		t.Errorf("logs should report readiness false, then no new connections:\n%s", logs)
+	}
+	// The stream ended just before the exit: its access line and the last
+	// line are written on the way out, not lost with the log buffer.
+	if !strings.Contains(logs, `"request_id":"shutdown-stream"`) || !strings.HasSuffix(strings.TrimSpace(logs), `"msg":"stopped"}`) {
+		t.Errorf("logs should hold the stream's access line and end with \"stopped\":\n%s", logs)
 	}
 }
 

@@ -99,9 +99,6 @@ func TestReadmeRunCommand(t *testing.T) {
 	if len(resp.Choices) == 0 || !strings.Contains(resp.Choices[0].Message.Content, "mock") {
 		t.Errorf("chat answer = %+v, want the mock provider's reply", resp.Choices)
 	}
-	if strings.Contains(stderr.String(), demoKey) || strings.Contains(stderr.String(), masterKey) {
-		t.Errorf("a plaintext key appears in the logs:\n%s", stderr.String())
-	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -113,5 +110,14 @@ func TestReadmeRunCommand(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("gateway did not exit within 15s of SIGTERM")
+	}
+	// Read after the exit, which writes every log line still gathered: the
+	// chat's access line must be there, and no plaintext key anywhere.
+	logs := stderr.String()
+	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"route":"inference"`) {
+		t.Errorf("no access-log line for the chat call:\n%s", logs)
+	}
+	if strings.Contains(logs, demoKey) || strings.Contains(logs, masterKey) {
+		t.Errorf("a plaintext key appears in the logs:\n%s", logs)
 	}
 }

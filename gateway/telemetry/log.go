@@ -15,7 +15,8 @@ const (
 
 // NewLogger returns a logger writing to w in format (FormatJSON, the
 // default, or FormatText for people at terminals) at level ("debug",
-// "info" (the default), "warn" or "error").
+// "info" (the default), "warn" or "error"). When w is a *LogWriter,
+// warnings and errors are written at once, with the lines before them.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if level != "" {
@@ -24,12 +25,17 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "", FormatJSON:
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case FormatText:
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	default:
 		return nil, fmt.Errorf("log format %q: use json or text", format)
 	}
+	if lw, ok := w.(*LogWriter); ok {
+		h = flushOnWarn{h, lw}
+	}
+	return slog.New(h), nil
 }

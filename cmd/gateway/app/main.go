@@ -209,16 +209,18 @@ func printWarnings(w io.Writer, name string, ws []config.Warning) {
 
 // serve runs the gateway until ctx ends, then drains.
 func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer) int {
-	log, err := telemetry.NewLogger(stderr, ops.LogFormat, ops.LogLevel)
+	lw := telemetry.NewLogWriter(stderr, ops.LogFlushInterval)
+	defer func() { _ = lw.Flush() }()
+	log, err := telemetry.NewLogger(lw, ops.LogFormat, ops.LogLevel)
 	if err != nil {
-		fmt.Fprintln(stderr, "gateway:", err)
+		fmt.Fprintln(lw, "gateway:", err)
 		return 2
 	}
 	opts.Logger = log
 	opts.DisableMetrics = !ops.Metrics
 	tp, err := telemetry.NewTracerProvider(ctx, telemetry.TracingConfig{Env: opts.Env, ServiceVersion: Version()})
 	if err != nil {
-		fmt.Fprintln(stderr, "gateway:", err)
+		fmt.Fprintln(lw, "gateway:", err)
 		return 1
 	}
 	if tp != nil {
@@ -233,7 +235,7 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 	}
 	g, err := Build(ctx, opts)
 	if err != nil {
-		fmt.Fprintln(stderr, "gateway:", err)
+		fmt.Fprintln(lw, "gateway:", err)
 		return 1
 	}
 	for _, w := range g.Config.Warnings {
@@ -251,7 +253,7 @@ func serve(ctx context.Context, opts Options, ops *opsOptions, stderr io.Writer)
 	// the process, so one sent as soon as the gateway answers must reload.
 	reloadOnHUP(ctx, g, log)
 	if err := g.Start(ctx); err != nil {
-		fmt.Fprintln(stderr, "gateway:", err)
+		fmt.Fprintln(lw, "gateway:", err)
 		return 1
 	}
 	log.Info("gateway listening", "addr", g.Addr(), "tls", g.TLS(), "version", Version(),

@@ -35,7 +35,7 @@ const (
 var EnvVars = []string{
 	"GATEWAY_CONFIG", "GATEWAY_LISTEN", "GATEWAY_BUNDLE", "DATABASE_URL",
 	"GATEWAY_MASTER_KEY", "LITELLM_MASTER_KEY",
-	"GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT", "GATEWAY_SHUTDOWN_TIMEOUT", "GATEWAY_DRAIN_DELAY",
+	"GATEWAY_LOG_LEVEL", "GATEWAY_LOG_FORMAT", "GATEWAY_LOG_FLUSH_INTERVAL", "GATEWAY_SHUTDOWN_TIMEOUT", "GATEWAY_DRAIN_DELAY",
 	"GATEWAY_METRICS", "GATEWAY_DECISION_LOG",
 	"GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY",
 	"GATEWAY_READ_HEADER_TIMEOUT", "GATEWAY_MAX_HEADER_BYTES", "GATEWAY_IDLE_TIMEOUT",
@@ -46,16 +46,22 @@ var EnvVars = []string{
 type opsOptions struct {
 	LogLevel, LogFormat         string
 	ShutdownTimeout, DrainDelay time.Duration
+	// LogFlushInterval is how long an info or debug line may wait to be
+	// written together with others (telemetry.LogWriter); 0 writes each
+	// line at once.
+	LogFlushInterval time.Duration
 	// Metrics serves GET /metrics and records the metrics behind it.
 	Metrics bool
 	// err is an invalid environment value, reported after flag parsing.
 	err error
 }
 
-// addOpsFlags registers --log-level, --log-format, --shutdown-timeout,
-// --drain-delay and --metrics with their environment fallbacks.
+// addOpsFlags registers --log-level, --log-format, --log-flush-interval,
+// --shutdown-timeout, --drain-delay and --metrics with their environment
+// fallbacks.
 func addOpsFlags(fset *flag.FlagSet, getenv func(string) string) *opsOptions {
-	o := &opsOptions{ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, Metrics: true}
+	o := &opsOptions{ShutdownTimeout: DefaultShutdownTimeout, DrainDelay: DefaultDrainDelay, Metrics: true,
+		LogFlushInterval: telemetry.DefaultLogFlushInterval}
 	if s := getenv("GATEWAY_METRICS"); s != "" {
 		v, err := strconv.ParseBool(s)
 		if err != nil {
@@ -73,6 +79,7 @@ func addOpsFlags(fset *flag.FlagSet, getenv func(string) string) *opsOptions {
 	}{
 		{"shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT", &o.ShutdownTimeout},
 		{"drain-delay", "GATEWAY_DRAIN_DELAY", &o.DrainDelay},
+		{"log-flush-interval", "GATEWAY_LOG_FLUSH_INTERVAL", &o.LogFlushInterval},
 	} {
 		if s := getenv(d.env); s != "" {
 			v, err := time.ParseDuration(s)
@@ -89,8 +96,8 @@ func addOpsFlags(fset *flag.FlagSet, getenv func(string) string) *opsOptions {
 
 // validate checks the values after parsing.
 func (o *opsOptions) validate() error {
-	if o.ShutdownTimeout < 0 || o.DrainDelay < 0 {
-		return errors.Join(o.err, errors.New("--shutdown-timeout and --drain-delay must not be negative"))
+	if o.ShutdownTimeout < 0 || o.DrainDelay < 0 || o.LogFlushInterval < 0 {
+		return errors.Join(o.err, errors.New("--shutdown-timeout, --drain-delay and --log-flush-interval must not be negative"))
 	}
 	if _, err := telemetry.NewLogger(io.Discard, o.LogFormat, o.LogLevel); err != nil {
 		return errors.Join(o.err, err)

@@ -24,6 +24,8 @@ func TestOpsFlags(t *testing.T) {
 		{"bad level flag", []string{"--log-level", "loud"}, nil, "log level"},
 		{"bad format env", nil, map[string]string{"GATEWAY_LOG_FORMAT": "xml"}, "log format"},
 		{"negative flag", []string{"--drain-delay", "-2s"}, nil, "must not be negative"},
+		{"bad log flush env", nil, map[string]string{"GATEWAY_LOG_FLUSH_INTERVAL": "soon"}, "GATEWAY_LOG_FLUSH_INTERVAL"},
+		{"negative log flush flag", []string{"--log-flush-interval", "-1ms"}, nil, "must not be negative"},
 		{"bad metrics env", nil, map[string]string{"GATEWAY_METRICS": "sometimes"}, "GATEWAY_METRICS"},
 		{"bad metrics flag", []string{"--metrics=sometimes"}, nil, "invalid boolean"},
 		{"cert without key", []string{"--tls-cert", "cert.pem"}, nil, "--tls-key"},
