@@ -107,21 +107,23 @@ func objectAt(b []byte, i int) (gateway.Usage, bool) {
 	if end < 0 {
 		return gateway.Usage{}, false
 	}
-	var w wire
-	if err := json.Unmarshal(b[i:end], &w); err != nil {
-		return gateway.Usage{}, false
+	f, ok := scan(b[i:end])
+	if !ok {
+		if f, ok = decode(b[i:end]); !ok {
+			return gateway.Usage{}, false
+		}
 	}
 	u := gateway.Usage{Reported: true}
 	switch {
-	case w.PromptTokens != nil || w.CompletionTokens != nil:
-		u.PromptTokens, u.CompletionTokens = deref(w.PromptTokens), deref(w.CompletionTokens)
-		if w.PromptDetails != nil {
-			u.CachedTokens = w.PromptDetails.CachedTokens
+	case f.has&(hasPrompt|hasCompletion) != 0:
+		u.PromptTokens, u.CompletionTokens = f.prompt, f.completion
+		if f.has&hasPromptDetails != 0 {
+			u.CachedTokens = f.promptCached
 		}
-	case w.InputTokens != nil || w.OutputTokens != nil:
-		u.PromptTokens, u.CompletionTokens = deref(w.InputTokens), deref(w.OutputTokens)
-		if w.InputDetails != nil {
-			u.CachedTokens = w.InputDetails.CachedTokens
+	case f.has&(hasInput|hasOutput) != 0:
+		u.PromptTokens, u.CompletionTokens = f.input, f.output
+		if f.has&hasInputDetails != 0 {
+			u.CachedTokens = f.inputCached
 		}
 	default:
 		return gateway.Usage{}, false
@@ -169,9 +171,46 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-func deref(p *int64) int64 {
-	if p == nil {
-		return 0
+// fields are the members of a usage object that count, and which of them
+// it has (a null one it has not, as for encoding/json's pointers).
+type fields struct {
+	prompt, completion, input, output int64
+	promptCached, inputCached         int64
+	has                               uint8
+}
+
+// Bits of fields.has.
+const (
+	hasPrompt uint8 = 1 << iota
+	hasCompletion
+	hasInput
+	hasOutput
+	hasPromptDetails
+	hasInputDetails
+)
+
+// decode reads obj with encoding/json, the reference for scan.
+func decode(obj []byte) (fields, bool) {
+	var w wire
+	if err := json.Unmarshal(obj, &w); err != nil {
+		return fields{}, false
 	}
-	return *p
+	var f fields
+	set := func(p *int64, dst *int64, bit uint8) {
+		if p != nil {
+			*dst = *p
+			f.has |= bit
+		}
+	}
+	set(w.PromptTokens, &f.prompt, hasPrompt)
+	set(w.CompletionTokens, &f.completion, hasCompletion)
+	set(w.InputTokens, &f.input, hasInput)
+	set(w.OutputTokens, &f.output, hasOutput)
+	if w.PromptDetails != nil {
+		f.promptCached, f.has = w.PromptDetails.CachedTokens, f.has|hasPromptDetails
+	}
+	if w.InputDetails != nil {
+		f.inputCached, f.has = w.InputDetails.CachedTokens, f.has|hasInputDetails
+	}
+	return f, true
 }
