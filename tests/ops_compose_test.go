@@ -186,8 +186,8 @@ func TestOpsComposeAndDockerfile(t *testing.T) {
 		if !strings.HasPrefix(build.from, "golang:"+string(goVer[1])) {
 			t.Errorf("build stage FROM %s, want golang:%s (go.mod; ARG GO_VERSION=%s)", build.from, goVer[1], args["GO_VERSION"])
 		}
-		if build.env["CGO_ENABLED"] != "0" {
-			t.Error("build stage does not set CGO_ENABLED=0: the binary would not be static")
+		if k, v, _ := strings.Cut(releaseEnv, "="); build.env[k] != v {
+			t.Errorf("build stage does not set %s (releaseEnv): the binary would not be static, nor what the tests measure", releaseEnv)
 		}
 		builds := regexp.MustCompile(`go build ([^&]*)-o (\S+) (\./cmd/\S+)`).FindAllStringSubmatch(strings.Join(build.instr("RUN"), "\n"), -1)
 		outputs := map[string]string{}
@@ -199,6 +199,10 @@ func TestOpsComposeAndDockerfile(t *testing.T) {
 			// The tests build and measure the release binary with the same tags.
 			if b[3] == "./cmd/gateway" && !strings.Contains(" "+b[1], " -tags "+releaseTags+" ") {
 				t.Errorf("Dockerfile builds the gateway with %q, want -tags %s (releaseTags)", b[1], releaseTags)
+			}
+			// releaseFlags, as the shell passes them to go build.
+			if b[3] == "./cmd/gateway" && (!strings.Contains(" "+b[1], " -trimpath ") || !strings.Contains(" "+b[1], ` -ldflags="-s -w" `)) {
+				t.Errorf("Dockerfile builds the gateway with %q, want %q (releaseFlags)", b[1], releaseFlags)
 			}
 		}
 		for _, target := range []string{"gateway", "mockupstream"} {
