@@ -154,7 +154,6 @@ func BenchmarkOpsTelemetryProcess(b *testing.B) {
 			procs = append(procs, startGatewayProcess(b, bin, procConfig, up.URL, c.env...))
 		}
 	}
-	config := func(i int) int { return i / telemetryProcs } // of procs[i]
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	body := opsChatBody("gpt-4o", false)
 	call := func(p *gatewayProcess) { postChat(b, client, p.url, opsKey, body) }
@@ -194,7 +193,7 @@ func BenchmarkOpsTelemetryProcess(b *testing.B) {
 	}
 	used := make([]time.Duration, len(configs))
 	for i, p := range procs {
-		used[config(i)] += p.cpu(b) - start[i]
+		used[i/telemetryProcs] += p.cpu(b) - start[i] // procs[i] runs configs[i/telemetryProcs]
 	}
 	var base float64
 	for i, c := range configs {
