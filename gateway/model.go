@@ -118,6 +118,14 @@ type Candidate struct {
 // adapters may cache derived forms keyed by the list's identity.
 type CandidateList struct {
 	Items []Candidate
+	// Base, when not nil, is the list this one was made from (the shared
+	// list, for a caller with aliases), and Redone holds, sorted and
+	// without repeats, the ids whose presence or item may differ between
+	// the two: every id outside Redone that is in either list is in both,
+	// with equal items. Adapters may derive their forms of this list from
+	// Base's instead of converting every item again.
+	Base   *CandidateList
+	Redone []string
 }
 
 // Resolver resolves model names against the configured catalog.

@@ -182,13 +182,31 @@ func listShape(n int) (*gateway.Principal, *gateway.CandidateList) {
 	return p, l
 }
 
+// aliasedList is the list the catalog makes from shared (listShape's) for
+// a key with two aliases: my-bench for bench-0, a new id, and model-3 for
+// bench-4, which shadows the model group model-3.
+func aliasedList(shared *gateway.CandidateList) *gateway.CandidateList {
+	l := &gateway.CandidateList{Base: shared, Redone: []string{"model-3", "my-bench"}}
+	for _, c := range shared.Items {
+		if c.ID == "model-3" {
+			c = gateway.Candidate{ID: c.ID, Names: []string{c.ID, "bench-4", "openai/bench-4"}}
+		}
+		l.Items = append(l.Items, c)
+	}
+	l.Items = append(l.Items, gateway.Candidate{ID: "my-bench", Names: []string{"my-bench", "bench-0", "openai/bench-0"}, AccessGroups: []string{"bench-group"}})
+	return l
+}
+
 // BenchmarkVisibleModels is GET /v1/models' policy work for the list shape
 // above over 1,000 and 10,000 candidates: a principal's first list (the
 // candidate list converted and its globs matched already, as after any
 // earlier list of this catalog: one evaluation through the index), a
 // repeated list (from the list memo), and a cold list (a new candidate
 // list each time: conversion, index and glob matching, as once per catalog
-// version and alias table).
+// version and alias table), and an aliased list (a new list each time,
+// made from the catalog's shared list as for a key with aliases of its
+// own, one new alias and one alias shadowing a model group, and converted
+// through the shared list's conversion).
 func BenchmarkVisibleModels(b *testing.B) {
 	// A first list for each kind of entry alone, over 1,000 candidates:
 	// each costs the same order of work.
@@ -227,7 +245,7 @@ func BenchmarkVisibleModels(b *testing.B) {
 			b.ReportMetric(float64(len(got)), "visible")
 		})
 	}
-	for _, kind := range []string{"first", "repeat", "cold"} {
+	for _, kind := range []string{"first", "repeat", "cold", "aliased"} {
 		for _, n := range []int{1000, 10000} {
 			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {
 				e := benchEngine(b)
@@ -238,6 +256,12 @@ func BenchmarkVisibleModels(b *testing.B) {
 					Principal: p, Candidates: list, Now: testNow,
 				}
 				ctx := b.Context()
+				if kind == "aliased" { // the shared list converted, as by any earlier list
+					if _, err := e.VisibleModels(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+					in.Candidates = aliasedList(list)
+				}
 				got, err := e.VisibleModels(ctx, in)
 				if err != nil || len(got) == 0 || len(got) == n {
 					b.Fatalf("VisibleModels = %d ids, %v; want some but not all of %d", len(got), err, n)
@@ -245,8 +269,11 @@ func BenchmarkVisibleModels(b *testing.B) {
 				b.ReportAllocs()
 				cpu := processCPU(b)
 				for b.Loop() {
-					if kind == "cold" {
+					switch l := in.Candidates; kind {
+					case "cold":
 						in.Candidates = &gateway.CandidateList{Items: list.Items}
+					case "aliased":
+						in.Candidates = &gateway.CandidateList{Items: l.Items, Base: l.Base, Redone: l.Redone}
 					}
 					if _, err := e.VisibleModels(ctx, in); err != nil {
 						b.Fatal(err)

@@ -79,7 +79,7 @@ func (e *Engine) check(ctx context.Context, st *state) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBadEntryPoint, VisibleModelsQuery, err)
 	}
-	if _, err := parseVisible(t, map[string]struct{}{}); err != nil {
+	if _, err := parseVisible(t, func(string) bool { return false }); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBadEntryPoint, VisibleModelsQuery, err)
 	}
 	return nil

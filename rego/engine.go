@@ -473,7 +473,7 @@ func (e *Engine) VisibleModels(ctx context.Context, in *gateway.Input) (map[stri
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}
-	ids, err := parseVisible(t, e.cands.get(in.Candidates).ids)
+	ids, err := parseVisible(t, e.cands.get(in.Candidates).has)
 	if err != nil {
 		return map[string]struct{}{}, fmt.Errorf("visible models: %w", err)
 	}

@@ -51,10 +51,10 @@ func (cl *convertedList) indexFor(p *gateway.Principal) *ast.Term {
 			}
 			continue
 		}
-		if t, ok := cl.index.names[e]; ok {
+		if t, ok := cl.nameSet(e); ok {
 			names = append(names, [2]*ast.Term{ast.StringTerm(e), t})
 		}
-		if t, ok := cl.index.groups[e]; ok {
+		if t, ok := cl.groupSet(e); ok {
 			groups = append(groups, [2]*ast.Term{ast.StringTerm(e), t})
 		}
 	}
@@ -73,17 +73,18 @@ func (cl *convertedList) globTerm(g string) *ast.Term {
 		return t.(*ast.Term)
 	}
 	pat := compileGlob(g)
-	set := ast.NewSet()
-	for i := range cl.list.Items {
-		c := &cl.list.Items[i]
-		for _, n := range c.Names {
-			if pat.match(n) {
-				set.Add(str(c.ID))
-				break
+	var t *ast.Term
+	if cl.base != nil {
+		t = cl.deriveGlob(g, pat)
+	} else {
+		set := ast.NewSet()
+		for i := range cl.list.Items {
+			if pat.matchAny(cl.list.Items[i].Names) {
+				set.Add(cl.idOf[i])
 			}
 		}
+		t = ast.NewTerm(set)
 	}
-	t := ast.NewTerm(set)
 	if cl.globs.n.Load() < globCacheSize {
 		if prev, loaded := cl.globs.m.LoadOrStore(g, t); loaded {
 			return prev.(*ast.Term)
@@ -91,6 +92,31 @@ func (cl *convertedList) globTerm(g string) *ast.Term {
 		cl.globs.n.Add(1)
 	}
 	return t
+}
+
+// deriveGlob is globTerm for a derived list: the base's set, unless a
+// redone id went in or out of it.
+func (cl *convertedList) deriveGlob(g string, pat glob) *ast.Term {
+	b := cl.base
+	bt := b.globTerm(g)
+	changed := false
+	var add []*ast.Term
+	for id := range cl.redone {
+		was := false
+		if j, ok := b.pos[id]; ok {
+			was = pat.matchAny(b.list.Items[j].Names)
+		}
+		is := false
+		if i, ok := cl.pos[id]; ok && pat.matchAny(cl.list.Items[i].Names) {
+			is = true
+			add = append(add, cl.idOf[i])
+		}
+		changed = changed || was != is
+	}
+	if !changed {
+		return bt
+	}
+	return ast.NewTerm(cl.rebase(bt, add))
 }
 
 // principalEntries returns the distinct entries of p's key, team and user
@@ -136,6 +162,16 @@ func compileGlob(g string) glob {
 		return glob{prefix: g}
 	}
 	return glob{prefix: parts[0], suffix: parts[len(parts)-1], middle: parts[1 : len(parts)-1], star: true}
+}
+
+// matchAny reports whether one of names matches.
+func (g glob) matchAny(names []string) bool {
+	for _, n := range names {
+		if g.match(n) {
+			return true
+		}
+	}
+	return false
 }
 
 func (g glob) match(name string) bool {

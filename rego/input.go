@@ -239,67 +239,6 @@ func modelTerm(m *gateway.Resolution) *ast.Term {
 	)
 }
 
-// candidatesTerm converts a candidate list; the result is cached per list.
-func candidatesTerm(l *gateway.CandidateList) *convertedList {
-	items := make([]*ast.Term, len(l.Items))
-	ids := make(map[string]struct{}, len(l.Items))
-	for i := range l.Items {
-		c := &l.Items[i]
-		items[i] = ast.ObjectTerm(
-			[2]*ast.Term{kID, str(c.ID)},
-			[2]*ast.Term{kNames, strList(c.Names)},
-			[2]*ast.Term{kAccessGroups, strList(c.AccessGroups)},
-		)
-		ids[c.ID] = struct{}{}
-	}
-	cl := &convertedList{list: l, term: ast.ArrayTerm(items...), ids: ids}
-	cl.index.ids, cl.index.names, cl.index.groups = candidateIndex(l)
-	return cl
-}
-
-// candidateIndex builds what input.candidate_index needs of a list: the
-// ids of the candidates, and sets of ids by chain name and by access group.
-// Candidates with an empty chain are permitted nothing and are left out.
-// The index lets the policy narrow a list with set operations instead of
-// visiting every candidate (bundles/default/models.rego, "A list, through
-// the index"). Each request gets the sets of its principal's entries
-// only (convertedList.indexFor).
-func candidateIndex(l *gateway.CandidateList) (ids *ast.Term, byName, byGroup map[string]*ast.Term) {
-	all := ast.NewSet()
-	names := map[string]ast.Set{}
-	groups := map[string]ast.Set{}
-	add := func(m map[string]ast.Set, k string, id *ast.Term) {
-		s, ok := m[k]
-		if !ok {
-			s = ast.NewSet()
-			m[k] = s
-		}
-		s.Add(id)
-	}
-	for i := range l.Items {
-		c := &l.Items[i]
-		if len(c.Names) == 0 {
-			continue
-		}
-		id := str(c.ID)
-		all.Add(id)
-		for _, n := range c.Names {
-			add(names, n, id)
-		}
-		for _, g := range c.AccessGroups {
-			add(groups, g, id)
-		}
-	}
-	terms := func(m map[string]ast.Set) map[string]*ast.Term {
-		out := make(map[string]*ast.Term, len(m))
-		for k, s := range m {
-			out[k] = ast.NewTerm(s)
-		}
-		return out
-	}
-	return ast.NewTerm(all), terms(names), terms(groups)
-}
-
 func str(s string) *ast.Term { return ast.InternedTerm(s) }
 
 func floatOrNull(f *float64) *ast.Term {
@@ -411,62 +350,6 @@ func anyTerm(v any) (*ast.Term, error) {
 		}
 		return ast.NewTerm(val), nil
 	}
-}
-
-// convertedList is a candidate list as an OPA array, with its ids and the
-// parts of input.candidate_index that depend on the list alone.
-type convertedList struct {
-	list  *gateway.CandidateList
-	term  *ast.Term
-	ids   map[string]struct{}
-	index struct {
-		ids           *ast.Term
-		names, groups map[string]*ast.Term // sets of ids by chain name, by access group
-	}
-	globs globCache // sets of ids by glob, made when a caller's list needs them
-}
-
-// candidateCacheSize bounds the cache. The catalog shares one list between
-// most callers; keys or teams with aliases of their own get their own lists.
-const candidateCacheSize = 16
-
-// candidateCache caches converted candidate lists by identity: lists are
-// immutable (gateway.CandidateList). The last list used is checked first
-// without locking.
-type candidateCache struct {
-	last  atomic.Pointer[convertedList]
-	mu    sync.Mutex
-	m     map[*gateway.CandidateList]*convertedList
-	order []*gateway.CandidateList // insertion order, for eviction
-}
-
-func (c *candidateCache) get(l *gateway.CandidateList) *convertedList {
-	if cl := c.last.Load(); cl != nil && cl.list == l {
-		return cl
-	}
-	c.mu.Lock()
-	cl, ok := c.m[l]
-	c.mu.Unlock()
-	if !ok {
-		// Converting outside the lock: two callers may convert the same
-		// list at once; both results are equal.
-		cl = candidatesTerm(l)
-		c.mu.Lock()
-		if c.m == nil {
-			c.m = make(map[*gateway.CandidateList]*convertedList, candidateCacheSize)
-		}
-		if _, dup := c.m[l]; !dup {
-			if len(c.order) >= candidateCacheSize {
-				delete(c.m, c.order[0])
-				c.order = c.order[1:]
-			}
-			c.m[l] = cl
-			c.order = append(c.order, l)
-		}
-		c.mu.Unlock()
-	}
-	c.last.Store(cl)
-	return cl
 }
 
 // recordCacheSize bounds each principal record cache. When a cache is full it

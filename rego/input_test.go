@@ -2,6 +2,7 @@ package rego
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -154,18 +155,41 @@ func TestCandidateCache(t *testing.T) {
 	}
 }
 
+// TestCandidateCacheKeepsUsed: the list used longest ago goes first, so
+// the shared list, used between the lists of callers with aliases, stays.
+func TestCandidateCacheKeepsUsed(t *testing.T) {
+	var c candidateCache
+	shared := benchCandidates(3)
+	first := c.get(shared)
+	for i := range 2 * candidateCacheSize {
+		c.get(&gateway.CandidateList{Base: shared, Redone: []string{fmt.Sprint("alias-", i)}, Items: shared.Items})
+		if got := c.get(shared); got != first {
+			t.Fatalf("after %d other lists, get(shared) = a new conversion, want the cached one", i+1)
+		}
+	}
+}
+
 func TestCandidateCacheConcurrent(t *testing.T) {
 	var c candidateCache
 	lists := []*gateway.CandidateList{benchCandidates(10), benchCandidates(20), benchCandidates(30)}
+	derived := &gateway.CandidateList{Base: lists[2], Redone: []string{lists[2].Items[0].ID}, Items: lists[2].Items[1:]}
+	lists = append(lists, derived)
 	done := make(chan struct{})
 	for g := range 4 {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for i := range 200 {
 				l := lists[(g+i)%len(lists)]
-				if got := c.get(l); got.list != l || len(got.ids) != len(l.Items) {
-					t.Errorf("get() = list %p with %d ids, want %p with %d", got.list, len(got.ids), l, len(l.Items))
+				got := c.get(l)
+				if got.list != l || (got.base != nil) != (l == derived) || got.term.Value.(*ast.Array).Len() != len(l.Items) {
+					t.Errorf("get() = list %p (derived: %t) with %v, want %p with %d items", got.list, got.base != nil, got.term, l, len(l.Items))
 					return
+				}
+				for _, c := range l.Items {
+					if !got.has(c.ID) {
+						t.Errorf("get(%p).has(%q) = false", l, c.ID)
+						return
+					}
 				}
 			}
 		}()

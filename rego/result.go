@@ -81,14 +81,14 @@ func parseDecision(t *ast.Term) (gateway.Decision, error) {
 
 // parseVisible turns a set (or array) of ids into a map, keeping only ids
 // that are candidates.
-func parseVisible(t *ast.Term, candidates map[string]struct{}) (map[string]struct{}, error) {
+func parseVisible(t *ast.Term, candidate func(id string) bool) (map[string]struct{}, error) {
 	out := make(map[string]struct{})
 	add := func(x *ast.Term) error {
 		s, ok := x.Value.(ast.String)
 		if !ok {
 			return fmt.Errorf("%w: visible_models holds a %s", ErrMalformed, ast.ValueName(x.Value))
 		}
-		if _, ok := candidates[string(s)]; ok {
+		if candidate(string(s)) {
 			out[string(s)] = struct{}{}
 		}
 		return nil

@@ -41,8 +41,10 @@ func (c *Catalog) build(keyAliases, teamAliases map[string]string) *gateway.Cand
 	mark(keyAliases)
 	mark(teamAliases)
 
+	redone := make([]string, 0, len(redo))
 	fresh := make([]gateway.Candidate, 0, len(redo))
 	for id := range redo {
+		redone = append(redone, id)
 		res, _, _ := c.walk(id, keyAliases, teamAliases)
 		if cand, ok := candidate(id, &res); ok {
 			fresh = append(fresh, cand)
@@ -76,7 +78,8 @@ func (c *Catalog) build(keyAliases, teamAliases map[string]string) *gateway.Cand
 		items = append(items, fresh[j])
 		j++
 	}
-	return &gateway.CandidateList{Items: items}
+	sort.Strings(redone)
+	return &gateway.CandidateList{Items: items, Base: c.shared, Redone: redone}
 }
 
 // aliasedCacheSize bounds the lists kept for callers with alias tables.

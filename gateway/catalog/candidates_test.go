@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"reflect"
 	"slices"
 	"sort"
 	"testing"
@@ -224,7 +225,44 @@ func TestCandidatesMatchResolve(t *testing.T) {
 					t.Errorf("Candidates()[%d] = %+v, want %+v", i, got[i], want[i])
 				}
 			}
+			if caller.key != nil || caller.team != nil {
+				checkDerived(t, c.Candidates(nil, nil), c.Candidates(caller.key, caller.team))
+			}
 		})
+	}
+}
+
+// checkDerived checks that l keeps CandidateList's promise about its Base:
+// it is shared, Redone is sorted without repeats, and every id outside
+// Redone that is in either list is in both, with equal items.
+func checkDerived(t *testing.T, shared, l *gateway.CandidateList) {
+	t.Helper()
+	if l.Base != shared {
+		t.Errorf("Base = %p, want the shared list %p", l.Base, shared)
+		return
+	}
+	if !slices.IsSorted(l.Redone) || len(slices.Compact(slices.Clone(l.Redone))) != len(l.Redone) {
+		t.Errorf("Redone = %q, want sorted without repeats", l.Redone)
+	}
+	items := func(cl *gateway.CandidateList) map[string]gateway.Candidate {
+		m := make(map[string]gateway.Candidate, len(cl.Items))
+		for _, c := range cl.Items {
+			m[c.ID] = c
+		}
+		return m
+	}
+	mine, base := items(l), items(shared)
+	for _, m := range []map[string]gateway.Candidate{mine, base} {
+		for id := range m {
+			if _, redone := slices.BinarySearch(l.Redone, id); redone {
+				continue
+			}
+			a, inMine := mine[id]
+			b, inBase := base[id]
+			if !inMine || !inBase || !reflect.DeepEqual(a, b) {
+				t.Errorf("%q is not in Redone, but the lists differ: %+v (%t) against base %+v (%t)", id, a, inMine, b, inBase)
+			}
+		}
 	}
 }
 
