@@ -162,28 +162,20 @@ func derive(l *gateway.CandidateList, b *convertedList) *convertedList {
 		next = j + 1
 		kept++
 	}
-	// Every base item outside Redone must be here too.
-	inBase := 0
-	for id := range cl.redone {
-		if _, ok := b.pos[id]; ok {
-			inBase++
-		}
-	}
-	if kept != len(b.list.Items)-inBase {
-		return nil
-	}
-	cl.term = ast.ArrayTerm(items...)
-
 	// The index: the sets the redone ids were in, or are in now, are
 	// made again; the others are the base's.
 	listed := func(c *gateway.Candidate) bool { return len(c.Names) > 0 }
 	changed := false
+	inBase := 0                       // redone ids in the base
 	names := map[string][]*ast.Term{} // ids added by name; a key with none is a set to make again
 	groups := map[string][]*ast.Term{}
 	for id := range cl.redone {
 		var was, is *gateway.Candidate
-		if j, ok := b.pos[id]; ok && listed(&b.list.Items[j]) {
-			was = &b.list.Items[j]
+		if j, ok := b.pos[id]; ok {
+			inBase++
+			if listed(&b.list.Items[j]) {
+				was = &b.list.Items[j]
+			}
 		}
 		i, ok := cl.pos[id]
 		if ok && listed(&l.Items[i]) {
@@ -207,6 +199,11 @@ func derive(l *gateway.CandidateList, b *convertedList) *convertedList {
 			}
 		}
 	}
+	// Every base item outside Redone must be here too.
+	if kept != len(b.list.Items)-inBase {
+		return nil
+	}
+	cl.term = ast.ArrayTerm(items...)
 	cl.index.ids = b.index.ids
 	if changed {
 		all := make([]*ast.Term, 0, len(l.Items))
