@@ -59,7 +59,11 @@ const (
 // each target (non-200 answers and transport errors are errors), then 3 s
 // of chat calls paced at 5,000 per second against an upstream that waits
 // 60 ms per call (at most 400 open at once) with the peak RSS (VmHWM,
-// reset first through clear_refs) read after it.
+// reset first through clear_refs) read after it. A third process, the
+// architecture's floor (tests/internal/floorproxy: the bare proxy with OPA
+// and the default policy compiled, gorilla/mux, the OpenTelemetry SDK and
+// OTLP exporters, and pgx linked and started, but none of the gateway), gets
+// the warm-up, the 2,500 calls/s and the memory phase with the other two.
 //
 // The bare proxy proxies the upstream's own list of 1,001 models; the
 // gateway lists a catalog of 1,001 model groups for a key whose 50-entry
@@ -69,10 +73,11 @@ const (
 // Metrics: <kind>-cpu-x is the gateway's CPU per call over the bare
 // proxy's (chat, stream, list); ttft-added-x the gateway's p50 time to the
 // first event over the direct call's, against the bare proxy's; rss-x the
-// peak RSS ratio; gateway-errors and bare-errors the errors at 2,500 per
-// second; and the absolute figures behind each ratio, with the largest
-// anonymous and file-backed resident memory sampled during the memory
-// phase (rss-anon-MB, rss-file-MB: the binary's own pages are file-backed),
+// peak RSS ratio and floor-rss-x the floor's over the bare proxy's (the
+// least any gateway on these dependencies holds); gateway-errors,
+// bare-errors and floor-errors the errors at 2,500 per second; and the
+// absolute figures behind each ratio, with the largest anonymous and
+// file-backed resident memory sampled during the memory phase (rss-anon-MB, rss-file-MB: the binary's own pages are file-backed),
 // how much anonymous memory the phase added (rss-anon-added-MB) and the
 // call rate each process reached in it (rss-req/s).
 func BenchmarkProcessVsBareProxy(b *testing.B) {
@@ -84,12 +89,13 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 	up := startListUpstream(b)
 	gwProc := startGatewayProcess(b, gwBin, benchListConfig(), up.URL+"/v1", "GOMAXPROCS=1", "OTEL_TRACES_EXPORTER=none")
 	bareProc := startBareProxy(b, bareBin, up.URL, "GOMAXPROCS=1")
-	targets := []*gatewayProcess{gwProc, bareProc}
-	names := []string{"gateway", "bare"}
+	floorProc := startBareProxy(b, buildBinary(b, "./internal/floorproxy", "-tags", releaseTags), up.URL, "GOMAXPROCS=1")
+	targets := []*gatewayProcess{gwProc, bareProc, floorProc}
+	names := []string{"gateway", "bare", "floor"}
 	pinProcesses(b, targets)
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024}}
-	keys := []string{bareKey, "sk-upstream-provider-secret"}
+	keys := []string{bareKey, "sk-upstream-provider-secret", "sk-upstream-provider-secret"}
 	chat := opsChatBody(bareModel, false)
 	stream := opsChatBody(bareModel, true)
 	for i, p := range targets { // warm caches, pools and connections
@@ -172,8 +178,8 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 	}
 	b.StopTimer()
 
-	var errs [2]int64
-	for _, i := range rand.Perm(2) {
+	var errs [3]int64
+	for _, i := range rand.Perm(3) {
 		n := int(bareErrorRate * bareErrorTime / time.Second)
 		paced(bareErrorRate, n, bareMaxInFlight, func() {
 			if err := bareCall(client, targets[i].url, keys[i], chat, nil); err != nil {
@@ -181,9 +187,9 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 			}
 		})
 	}
-	var rss, anon, added, file, rate [2]float64
+	var rss, anon, added, file, rate [3]float64
 	slow := map[string]string{mock.HeaderLatency: bareRSSLatency}
-	for _, i := range rand.Perm(2) {
+	for _, i := range rand.Perm(3) {
 		resetPeakRSS(targets[i])
 		n := int(bareRSSRate * bareRSSTime / time.Second)
 		var failed atomic.Int64
@@ -215,10 +221,12 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 		return float64(ds[len(ds)/2]) / 1e3
 	}
 	for i, name := range names {
-		b.ReportMetric(per(cpu[i].chat, calls[i].chat), name+"-chat-cpu-ns")
-		b.ReportMetric(per(cpu[i].list, calls[i].list), name+"-list-cpu-ns")
-		b.ReportMetric(per(cpu[i].stream, calls[i].stream), name+"-stream-cpu-ns")
-		b.ReportMetric(p50(ttft[i])-p50(ttft[2]), name+"-ttft-added-µs")
+		if i < 2 {
+			b.ReportMetric(per(cpu[i].chat, calls[i].chat), name+"-chat-cpu-ns")
+			b.ReportMetric(per(cpu[i].list, calls[i].list), name+"-list-cpu-ns")
+			b.ReportMetric(per(cpu[i].stream, calls[i].stream), name+"-stream-cpu-ns")
+			b.ReportMetric(p50(ttft[i])-p50(ttft[2]), name+"-ttft-added-µs")
+		}
 		b.ReportMetric(float64(errs[i]), name+"-errors")
 		b.ReportMetric(rss[i], name+"-rss-MB")
 		b.ReportMetric(anon[i], name+"-rss-anon-MB")
@@ -237,6 +245,7 @@ func BenchmarkProcessVsBareProxy(b *testing.B) {
 	b.ReportMetric(ratio(per(cpu[0].stream, calls[0].stream), per(cpu[1].stream, calls[1].stream)), "stream-cpu-x")
 	b.ReportMetric(ratio(p50(ttft[0])-p50(ttft[2]), p50(ttft[1])-p50(ttft[2])), "ttft-added-x")
 	b.ReportMetric(ratio(rss[0], rss[1]), "rss-x")
+	b.ReportMetric(ratio(rss[2], rss[1]), "floor-rss-x")
 }
 
 // benchListConfig is a catalog of 1,001 model groups on the upstream
